@@ -1,0 +1,1 @@
+"""sweeplab: Hydra-composed, Optuna-searched, MLflow-tracked PyTorch training jobs."""

@@ -1,0 +1,130 @@
+"""One training job: config -> data -> model -> loop -> metrics -> tracking -> objective."""
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import optuna
+import torch
+from sweeplab.building import build
+from mlflow.entities import RunStatus
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab import tracking
+from sweeplab.data import make_splits
+from sweeplab.settings import JobSettings
+from sweeplab.sweep.trial_link import TrialLink
+from sweeplab.training import evaluate, fit
+
+log = logging.getLogger(__name__)
+WEIGHTS_FILE = "best.pt"
+
+
+def describe(cfg: DictConfig) -> dict[str, str]:
+    """Short names for tags and run names, derived from what the config builds."""
+    return {
+        "dataset": str(cfg.dataset.name),
+        "model": f"ffn{cfg.model.width}",
+        "optimizer": str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
+    }
+
+
+def run_name(cfg: DictConfig, trial_number: int | None) -> str:
+    if cfg.mlflow.run_name:
+        return str(cfg.mlflow.run_name)
+    names = describe(cfg)
+    name = f"{names['dataset']}-{names['model']}-{names['optimizer']}-bs{cfg.batch_size}-lr{cfg.optimizer.lr:.3g}"
+    return name if trial_number is None else f"trial-{trial_number}-{name}"
+
+
+def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> torch.nn.Module:
+    return build(cfg.model, in_features=in_features, num_classes=num_classes)
+
+
+def load_splits(cfg: DictConfig, settings: JobSettings):
+    source = build(cfg.dataset.source)
+    train, test = source.load(
+        settings.data_dir, settings.extra_data_dirs, settings.download, cfg.dataset.get("mirrors") or ()
+    )
+    return make_splits(train, test, settings.val_size, settings.seed).to(settings.device)
+
+
+def run_job(cfg: DictConfig, output_dir: Path) -> float:
+    """Train one configuration; return its best validation accuracy (the sweep's objective)."""
+    settings = JobSettings.from_config(cfg)
+    client = tracking.connect(cfg.mlflow.tracking_uri) if cfg.mlflow.enabled else None
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+    splits = load_splits(cfg, settings)
+    torch.manual_seed(settings.seed)
+    model = build_model(cfg, splits.in_features, splits.num_classes).to(settings.device)
+    optimizer = build(cfg.optimizer)(model.parameters())
+    link = TrialLink.from_config(cfg.trial)
+    run = _start_run(cfg, client, settings, link, output_dir) if client else None
+
+    trained = []
+
+    def on_epoch(metrics):
+        trained.append(metrics)
+        if run:
+            values = {k: v for k, v in vars(metrics).items() if k != "epoch"}
+            run.metrics(values, step=metrics.epoch)
+        if link:
+            link.report(metrics.epoch, metrics.val_accuracy)
+
+    try:
+        with link or nullcontext():
+            history = fit(
+                model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size,
+                seed=settings.seed, progress=settings.progress, on_epoch=on_epoch,
+            )
+        model.load_state_dict(history.best_state)
+        test_loss, test_accuracy = evaluate(model, *splits.test)
+        torch.save(history.best_state, output_dir / WEIGHTS_FILE)
+        best = history.best
+        log.info(
+            "best val acc %.4f (epoch %d), test acc %.4f, %.1f s",
+            best.val_accuracy, best.epoch, test_accuracy, time.perf_counter() - started,
+        )
+        if run:
+            run.metrics({
+                "best_val_accuracy": best.val_accuracy, "best_epoch": best.epoch, "test_accuracy": test_accuracy,
+                "test_loss": test_loss, "train_time_s": sum(m.epoch_time_s for m in history.epochs),
+                "epochs_trained": len(history.epochs),
+            })
+            run.artifact(output_dir / WEIGHTS_FILE)
+            run.artifact(output_dir / ".hydra", "hydra")
+            run.tags({"sweeplab.state": "COMPLETE"})
+            run.end(RunStatus.FINISHED)
+        return best.val_accuracy
+    except optuna.TrialPruned as pruned:
+        if run:
+            run.metrics({"epochs_trained": len(trained)})
+            run.tags({"sweeplab.state": "PRUNED"})
+            run.end(RunStatus.KILLED, str(pruned))
+        raise
+    except BaseException as error:
+        if run:
+            run.tags({"sweeplab.state": "FAIL"})
+            run.end(RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        raise
+
+
+def _start_run(cfg, client, settings, link, output_dir) -> tracking.RunLog:
+    experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment, cfg.mlflow.artifact_location)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("trial")
+    tags = {**describe(cfg), "seed": settings.seed, "mlflow.source.git.commit": tracking.git_commit(),
+            "sweeplab.output_dir": str(output_dir), "device": str(settings.device)}
+    if link:
+        tags.update({"optuna.study": link.study.study_name, "optuna.trial": link.number,
+                     "optuna.sampler": link.study.user_attrs.get("sweeplab.sampler")})
+    run = tracking.RunLog.start(
+        client, experiment_id, run_name(cfg, link.number if link else None), tracking.flatten(resolved), tags,
+        parent_run_id=link.parent_run_id if link else None,
+    )
+    client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    if link:
+        link.remember_run(run.run_id)
+    return run

@@ -1,0 +1,18 @@
+from torch import nn
+
+
+class FeedForwardNet(nn.Module):
+    """The notes' network: Flatten -> Linear -> ReLU -> Linear -> LogSoftmax (pair it with NLLLoss)."""
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 256):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.dense = nn.Sequential(
+            nn.Linear(in_features, width),
+            nn.ReLU(),
+            nn.Linear(width, num_classes),
+        )
+        self.log_softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, images):
+        return self.log_softmax(self.dense(self.flatten(images)))

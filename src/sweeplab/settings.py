@@ -1,0 +1,84 @@
+"""The job's plain settings, checked where they enter: every bad value is reported before any work starts."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sweeplab.errors import ConfigError
+from sweeplab.paths import resolve
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    batch_size: int
+    epochs: int
+    seed: int
+    device: torch.device
+    threads: int
+    data_dir: Path
+    extra_data_dirs: tuple[Path, ...]
+    download: bool
+    val_size: int
+    progress: bool
+
+    @classmethod
+    def from_config(cls, cfg) -> "JobSettings":
+        check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
+        check_integer(cfg.model.width, "model.width", 1, "e.g. model.width=256")
+        return cls(
+            batch_size=check_integer(cfg.batch_size, "batch_size", 1, "a power of two such as batch_size=64"),
+            epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),
+            seed=check_integer(cfg.seed, "seed", 0, "e.g. seed=42"),
+            device=pick_device(str(cfg.device)),
+            threads=check_integer(cfg.threads, "threads", 0, "0 = all cores"),
+            data_dir=resolve(cfg.data_dir),
+            extra_data_dirs=tuple(resolve(d) for d in cfg.extra_data_dirs),
+            download=check_bool(cfg.download, "download"),
+            val_size=check_integer(cfg.val_size, "val_size", 1, "e.g. val_size=10000"),
+            progress=check_bool(cfg.progress, "progress"),
+        )
+
+
+def check_integer(value, key: str, minimum: int, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum} (got {value!r}); {hint}")
+    return value
+
+
+def check_number(value, key: str, hint: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ConfigError(f"{key} must be {hint} (got {value!r})")
+    return float(value)
+
+
+def check_bool(value, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false (got {value!r})")
+    return value
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device must be one of auto, cpu, cuda, cuda:N, mps (got {name!r})")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but CUDA is not available here; use device=auto or device=cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name} but MPS is not available here; use device=auto or device=cpu")
+    return device
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,126 @@
+"""MLflow tracking: one run per job, written through MlflowClient (no global active-run state to inherit)."""
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from sweeplab.errors import TrackingError
+from sweeplab.paths import PROJECT_ROOT
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def connect(tracking_uri: str, timeout_s: float = 5.0) -> MlflowClient:
+    """Fail fast, naming the URI, when the tracking store cannot be reached."""
+    scheme = urlparse(tracking_uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingError(
+                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it, "
+                f"or set mlflow.tracking_uri=<reachable URI>, or mlflow.enabled=false"
+            ) from None
+    elif scheme == "sqlite":
+        folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise TrackingError(
+                f"MLflow tracking store {tracking_uri}: folder {folder} is missing or not writable; "
+                f"set mlflow.tracking_uri=sqlite:///<writable path>/mlflow.db"
+            )
+    elif scheme in ("", "file"):
+        raise TrackingError(
+            f"mlflow.tracking_uri={tracking_uri!r} is a file store, which MLflow 3 refuses; "
+            f"use sqlite:///<path>/mlflow.db or http://<server>"
+        )
+    return MlflowClient(tracking_uri)
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """Create the experiment once; when another process wins the race, use theirs."""
+    try:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if artifact_root and not urlparse(client.tracking_uri).scheme.startswith("http"):
+            location = (Path(artifact_root) / name).as_uri()
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_ALREADY_EXISTS":
+            return client.get_experiment_by_name(name).experiment_id
+        raise TrackingError(f"MLflow tracking store {client.tracking_uri} failed: {_first_line(error)}") from None
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+class RunLog:
+    """One MLflow run: params and tags at the start, metrics by epoch, artifacts and a final status."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, client, experiment_id, run_name, params: dict, tags: dict, parent_run_id=None) -> "RunLog":
+        tags = {k: str(v) for k, v in tags.items() if v is not None}
+        if parent_run_id:
+            tags[PARENT_TAG] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        log = cls(client, run.info.run_id)
+        try:
+            log.client.log_batch(log.run_id, params=[Param(k, v) for k, v in params.items()])
+        except Exception:
+            log.end(RunStatus.FAILED, "could not log params")
+            raise
+        return log
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()])
+
+    def tags(self, values: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
+
+    def artifact(self, path: Path, folder: str | None = None) -> None:
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), folder)
+        elif path.exists():
+            self.client.log_artifact(self.run_id, str(path), folder)
+
+    def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
+        if reason:
+            self.client.set_tag(self.run_id, "sweeplab.end_reason", reason[:5000])
+        self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
