@@ -30,4 +30,4 @@ run: setup
 	  $(PY) train.py dataset=fashion_mnist $(ARGS); fi
 
 test: setup
-	$(PY) -m sweeplab.testing.services -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tests/services.py -- $(PY) -m pytest $(PYTEST_ARGS)
