@@ -1,10 +1,14 @@
 """The Hydra edge: compose the config, run the job, report user errors in one line."""
+import os
+import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeplab.errors import SweeplabError
@@ -28,11 +32,35 @@ def task(cfg: DictConfig) -> float:
 def _discard(output_dir: Path) -> None:
     """Remove the job's half-written output folder, and its date folder if that is left empty."""
     shutil.rmtree(output_dir, ignore_errors=True)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", output_dir.parent.name):  # never a folder the user named
+        try:
+            output_dir.parent.rmdir()
+        except OSError:
+            pass
+
+
+class CheckOutputDir(Callback):
+    """An output folder that cannot be created fails in one line here, not in a traceback from Hydra."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+
+def _check_writable(path: Path, key: str) -> None:
     try:
-        output_dir.parent.rmdir()
-    except OSError:
-        pass
+        path.mkdir(parents=True, exist_ok=True)
+        problem = None if os.access(path, os.W_OK) else "not writable"
+    except OSError as error:
+        problem = error.strerror
+    if problem:
+        sys.stderr.write(f"error: cannot write output directory {path} ({problem}); set {key}=<a writable folder>\n")
+        raise SystemExit(2)  # a BaseException: Hydra's callback runner lets it through
 
 
 def main() -> None:
+    # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
+    warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
     hydra.main(config_path=str(CONF_DIR), config_name="config")(task)()

@@ -41,6 +41,15 @@ def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> torch.nn
     return build(cfg.model, in_features=in_features, num_classes=num_classes)
 
 
+def load_trained_model(run_dir: Path) -> tuple[torch.nn.Module, list[int]]:
+    """The best weights a finished job saved, in the model its own config describes, and the input shape."""
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    checkpoint = torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    model = build_model(cfg, checkpoint["in_features"], checkpoint["num_classes"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint["input_shape"]
+
+
 def load_splits(cfg: DictConfig, settings: JobSettings):
     source = build(cfg.dataset.source)
     train, test = source.load(
@@ -62,6 +71,8 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
     optimizer = build(cfg.optimizer)(model.parameters())
     link = TrialLink.from_config(cfg.trial)
     run = _start_run(cfg, client, settings, link, output_dir) if client else None
+    if link:
+        link.remember(output_dir, run.run_id if run else None)
 
     trained = []
 
@@ -81,7 +92,11 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
             )
         model.load_state_dict(history.best_state)
         test_loss, test_accuracy = evaluate(model, *splits.test)
-        torch.save(history.best_state, output_dir / WEIGHTS_FILE)
+        torch.save(
+            {"state_dict": history.best_state, "input_shape": list(splits.train[0].shape[1:]),
+             "in_features": splits.in_features, "num_classes": splits.num_classes},
+            output_dir / WEIGHTS_FILE,
+        )
         best = history.best
         log.info(
             "best val acc %.4f (epoch %d), test acc %.4f, %.1f s",
@@ -125,6 +140,4 @@ def _start_run(cfg, client, settings, link, output_dir) -> tracking.RunLog:
         parent_run_id=link.parent_run_id if link else None,
     )
     client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-    if link:
-        link.remember_run(run.run_id)
     return run

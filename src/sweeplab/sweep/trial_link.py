@@ -9,6 +9,7 @@ from sweeplab.sweep.storage import open_storage
 PRUNER_ATTR = "sweeplab.pruner"
 PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
 RUN_ID_ATTR = "mlflow_run_id"
+OUTPUT_DIR_ATTR = "output_dir"
 
 
 class TrialLink:
@@ -45,5 +46,7 @@ class TrialLink:
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch} (val_accuracy {value:.4f})")
 
-    def remember_run(self, run_id: str) -> None:
-        self.trial.set_user_attr(RUN_ID_ATTR, run_id)
+    def remember(self, output_dir, run_id: str | None) -> None:
+        self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))
+        if run_id:
+            self.trial.set_user_attr(RUN_ID_ATTR, run_id)

@@ -1,0 +1,57 @@
+"""`python -m sweeplab.predict <run output dir> [--n 10]`: a finished run's best weights against test labels."""
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from sweeplab.errors import SweeplabError
+from sweeplab.job import WEIGHTS_FILE, build_model, load_splits
+from sweeplab.settings import JobSettings
+
+
+def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
+    """(index, predicted, true) for the first n images of the run's test split."""
+    config_file, weights_file = run_dir / ".hydra" / "config.yaml", run_dir / WEIGHTS_FILE
+    for path in (run_dir, config_file, weights_file):
+        if not path.exists():
+            raise SweeplabError(f"{path} not found; pass the output folder of a finished run (it holds {WEIGHTS_FILE})")
+    cfg = OmegaConf.load(config_file)
+    settings = JobSettings.from_config(cfg)
+    splits = load_splits(cfg, settings)
+    model = build_model(cfg, splits.in_features, splits.num_classes).to(settings.device)
+    try:
+        model.load_state_dict(torch.load(weights_file, map_location=settings.device, weights_only=True))
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SweeplabError(f"cannot load {weights_file}: {first_line}") from None
+    images, labels = (t[:n] for t in splits.test)
+    model.eval()
+    with torch.inference_mode():
+        predicted = model(images).argmax(1)
+    return [(i, int(p), int(t)) for i, (p, t) in enumerate(zip(predicted, labels))]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dir", type=Path, help="a run's output folder, e.g. outputs/2026-01-01/12-00-00")
+    parser.add_argument("--n", type=int, default=10, help="how many test images to show (default 10)")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be >= 1")
+    try:
+        rows = predict(args.run_dir, args.n)
+    except SweeplabError as error:
+        sys.stderr.write(f"error: {error}\n")
+        sys.exit(2)
+    print(f"{'index':>5}  {'predicted':>9}  {'true':>4}")
+    for index, predicted, true in rows:
+        print(f"{index:>5}  {predicted:>9}  {true:>4}{'' if predicted == true else '  x'}")
+    correct = sum(p == t for _, p, t in rows)
+    print(f"accuracy {correct}/{len(rows)} = {correct / len(rows):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The study's MLflow parent run: created once by the process that created the study, found again by every
+other worker and on every resume (its id lives in the study's user attributes)."""
+import logging
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from sweeplab.sweep.study import best_trial, counts
+from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR
+
+log = logging.getLogger(__name__)
+MODEL_TRIAL_TAG = "sweeplab.logged_model_trial"
+
+
+def attach(client: MlflowClient, experiment_id: str, study, created: bool, params: dict, tags: dict,
+           wait_s: float = 60.0) -> str:
+    run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    deadline = time.monotonic() + (0 if created else wait_s)
+    while not run_id and time.monotonic() < deadline:  # the creator is making it right now
+        time.sleep(0.5)
+        run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    if run_id:
+        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        return run_id
+    run = client.create_run(experiment_id, run_name=f"study-{study.study_name}", tags=tags)
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    study.set_user_attr(PARENT_RUN_ATTR, run.info.run_id)
+    return run.info.run_id
+
+
+def fail_child_run(client: MlflowClient, trial, reason: str) -> None:
+    """End a dead trial's child run FAILED, so it does not stay RUNNING forever."""
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    if not run_id:
+        return
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.log_batch(run_id, tags=[RunTag("sweeplab.state", "FAIL"), RunTag("sweeplab.end_reason", reason)])
+            client.set_terminated(run_id, "FAILED")
+    except Exception as error:  # the server may be down as well; the trial is FAIL in Optuna regardless
+        log.warning("could not end MLflow run %s of trial %d: %s", run_id, trial.number, error)
+
+
+def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path]) -> None:
+    """Write the study's current state into the parent run; log the best trial's model when it changed."""
+    best = best_trial(study)
+    n = counts(study)
+    metrics = {f"trials_{state}": count for state, count in n.items()}
+    metrics["epochs_trained"] = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
+    tags = {}
+    if best:
+        metrics["best_val_accuracy"] = best.value
+        tags = {f"best.{k}": str(v) for k, v in best.params.items()}
+        tags.update({"best_trial": str(best.number), "best_child_run_id": best.user_attrs.get(RUN_ID_ATTR, "")})
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
+    client.log_artifact(run_id, str(results))
+    for plot in plots:
+        client.log_artifact(run_id, str(plot), "plots")
+    run = client.get_run(run_id)
+    if best and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
+        _log_best_model(client, run_id, best)
+    client.set_terminated(run_id, "FINISHED")
+
+
+def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
+    import mlflow
+    import torch
+
+    from sweeplab.job import load_trained_model
+
+    output_dir = best.user_attrs.get(OUTPUT_DIR_ATTR)
+    try:
+        model, input_shape = load_trained_model(Path(output_dir))
+    except (OSError, TypeError) as error:
+        log.warning("best trial %d: no weights to log as a model (%s)", best.number, error)
+        return
+    mlflow.set_tracking_uri(client.tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pytorch.log_model(
+            model, name="best_model", input_example=torch.zeros(2, *input_shape).numpy(),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+    client.set_tag(run_id, MODEL_TRIAL_TAG, str(best.number))

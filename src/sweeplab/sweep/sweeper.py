@@ -1,0 +1,253 @@
+"""The sweep loop behind `python train.py -m hydra/sweeper=optuna`.
+
+It keeps the official plugin's search-space parsing and trial configuration, and changes what the official loop
+lacks: n_trials is the study's total (resume), job directories are named by trial number, each job gets a link to
+its trial (pruning in any process), failures are recorded and counted, and the study has one MLflow parent run.
+"""
+import functools
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from hydra.core.utils import JobStatus
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from omegaconf import OmegaConf, open_dict
+from optuna.trial import TrialState
+
+from sweeplab import tracking
+from sweeplab.building import build
+from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.paths import resolve
+from sweeplab.settings import JobSettings, cpu_count
+from sweeplab.sweep import parent_run, report
+from sweeplab.sweep.storage import is_journal, open_storage
+from sweeplab.sweep.study import FAIL_REASON_ATTR, best_trial, claim, counts, open_study, reap_dead_trials, started
+from sweeplab.sweep.trial_link import PRUNER_ATTR
+
+log = logging.getLogger(__name__)
+
+
+class StudySweeper(OptunaSweeperImpl):
+    def __init__(self, sampler, pruner_spec, **official_keys):
+        super().__init__(sampler=None, **official_keys)
+        self.sampler_config = sampler
+        self.pruner_spec = pruner_spec
+
+    def sweep(self, arguments: list[str]) -> None:
+        try:
+            plan = self._plan(arguments)
+            study, created = open_study(plan["name"], plan["storage"], self.sampler, self._get_directions())
+        except SweeplabError as error:
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(2)
+        study.set_user_attr(PRUNER_ATTR, self.pruner_spec)
+        study.set_user_attr("sweeplab.sampler", type(self.sampler).__name__)
+        client = plan["client"]
+        parent_id = self._attach_parent(client, study, created, plan) if client else None
+        on_failed = lambda s, t: client and parent_run.fail_child_run(client, t, "its worker died")  # noqa: E731
+        if hasattr(plan["storage"], "failed_trial_callback"):
+            plan["storage"].failed_trial_callback = on_failed
+        began, failures = time.monotonic(), 0
+        log.info("Study %s in %s: %d of %d trials started", study.study_name, plan["storage_hint"],
+                 started(study), self.n_trials)
+        while True:
+            reap_dead_trials(study, on_failed)
+            to_go = self.n_trials - started(study)
+            if to_go <= 0:
+                break
+            trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
+            for trial in trials:
+                claim(trial)
+            overrides = self._configure_trials(trials, *plan["space"])
+            overrides = [list(o) + self._link_overrides(t, plan) for o, t in zip(overrides, trials)]
+            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+            failures += sum(self._tell(study, t, r) == TrialState.FAIL for t, r in zip(trials, returns))
+            if failures > self.max_failure_rate * self.n_trials:
+                self._finish(study, plan, parent_id, began)
+                sys.stderr.write(
+                    f"error: {failures} trials failed, more than max_failure_rate={self.max_failure_rate} of "
+                    f"n_trials={self.n_trials}; stopped. Reasons are in each trial's log under {plan['sweep_dir']}\n"
+                )
+                sys.exit(1)
+        self._finish(study, plan, parent_id, began)
+        if best_trial(study) is None:
+            reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in study.trials if t.state == TrialState.FAIL}
+            sys.stderr.write(
+                f"error: no trial of study {study.study_name} completed "
+                f"(failure reasons: {'; '.join(sorted(str(r) for r in reasons))})\n"
+            )
+            sys.exit(1)
+
+    # -- before the first trial: everything that can be wrong is found here ------------------------------------
+
+    def _plan(self, arguments: list[str]) -> dict:
+        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+            raise ConfigError(f"hydra.sweeper.n_trials must be an integer >= 1 (got {self.n_trials!r})")
+        if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise ConfigError(f"hydra.sweeper.n_jobs must be an integer >= 1 (got {self.n_jobs!r})")
+        if not 0 <= self.max_failure_rate <= 1:
+            raise ConfigError(f"hydra.sweeper.max_failure_rate must be in 0..1 (got {self.max_failure_rate!r})")
+        space = self._search_space(arguments)
+        self._check_job_config(space[0])
+        self.sampler = self._build_sampler(space[0])
+        self._check_pruner()
+        sweep_dir = resolve(self.config.hydra.sweep.dir)
+        storage_url = str(self.storage) if self.storage else str(sweep_dir / "optuna.journal")
+        storage = open_storage(storage_url)
+        client = None
+        if self.config.mlflow.enabled:
+            client = tracking.connect(self.config.mlflow.tracking_uri)
+        name = self.study_name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+        return {
+            "space": space, "storage": storage, "storage_url": storage_url, "client": client, "name": name,
+            "sweep_dir": sweep_dir, "storage_hint": storage_url if is_journal(storage_url) else "<storage URL>",
+        }
+
+    def _search_space(self, arguments: list[str]):
+        self._process_searchspace_config()
+        try:
+            distributions, fixed, fixed_overrides = create_params_from_overrides(
+                self._parse_sweeper_params_config() + list(arguments)
+            )
+        except Exception as error:  # the override parser raises several kinds, all with a readable message
+            raise ConfigError(f"invalid search space in hydra.sweeper.params: {_first_line(error)}") from None
+        for name in fixed:
+            distributions.pop(name, None)
+        if not distributions and not self.custom_search_space_extender:
+            raise ConfigError(
+                "the search space is empty: set hydra.sweeper.params, or add one, e.g. 'batch_size=choice(32,64)'"
+            )
+        for name in [*distributions, *fixed]:
+            if name.startswith(("+", "hydra.")) or name in ("hydra/sweeper", "hydra/launcher"):
+                continue
+            if "/" not in name and OmegaConf.select(self.config, name, default=_Missing) is _Missing:
+                raise ConfigError(f"unknown parameter {name!r} in the search space: no such key in the config")
+        return distributions, fixed, fixed_overrides
+
+    def _check_job_config(self, distributions) -> None:
+        """Validate the job config at every end of every searched range, before any trial runs."""
+        JobSettings.from_config(self.config)
+        for name, distribution in distributions.items():
+            values = getattr(distribution, "choices", None) or (distribution.low, distribution.high)
+            for value in values:
+                candidate = self.config.copy()
+                with open_dict(candidate):
+                    OmegaConf.update(candidate, name, value, force_add=True)
+                try:
+                    JobSettings.from_config(candidate)
+                except ConfigError as error:
+                    raise ConfigError(f"search space for {name} includes {value!r}: {error}") from None
+
+    def _build_sampler(self, distributions):
+        sampler_config = OmegaConf.to_container(self.sampler_config, resolve=True)
+        if "seed" in sampler_config and sampler_config["seed"] is None:
+            sampler_config["seed"] = self.config.seed  # seeded by default: the same sweep proposes the same trials
+        try:
+            sampler = build(sampler_config)
+            if isinstance(sampler, functools.partial):  # GridSampler: built from the search space
+                grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
+                sampler = sampler(grid)
+                self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
+        except Exception as error:
+            raise ConfigError(f"hydra.sweeper.sampler is invalid: {_first_line(error)}") from None
+        return sampler
+
+    def _check_pruner(self) -> None:
+        try:
+            build(self.pruner_spec)
+        except Exception as error:
+            raise ConfigError(f"hydra.sweeper.pruner is invalid: {_first_line(error)}") from None
+
+    # -- per trial -------------------------------------------------------------------------------------------------
+
+    def _link_overrides(self, trial: optuna.Trial, plan: dict) -> list[str]:
+        overrides = [
+            f"trial.storage={_quote(plan['storage_url'])}",
+            f"trial.study_name={_quote(plan['name'])}",
+            f"trial.trial_id={trial._trial_id}",
+            f"hydra.sweep.subdir={trial.number}",  # job directory = trial number: never overwritten on resume
+        ]
+        parallel = self._parallel_trials()
+        if parallel > 1 and self.config.threads == 0:
+            overrides.append(f"threads={max(1, cpu_count() // parallel)}")  # share the cores, don't oversubscribe
+        return overrides
+
+    def _parallel_trials(self) -> int:
+        launcher = self.config.hydra.launcher
+        if str(launcher.get("_target_", "")).endswith("BasicLauncher"):
+            return 1
+        limit = launcher.get("n_jobs")
+        return min(self.n_jobs, limit) if isinstance(limit, int) and limit > 0 else self.n_jobs
+
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret) -> TrialState:
+        outcome = ret._return_value
+        values, reason = None, None
+        if ret.status == JobStatus.COMPLETED:
+            try:
+                values = [float(outcome)]
+            except (TypeError, ValueError):
+                reason = f"the job returned {outcome!r}, not a number"
+            else:
+                if not math.isfinite(values[0]):
+                    values, reason = None, f"the job returned {values[0]}"
+        elif isinstance(outcome, optuna.TrialPruned):
+            state = TrialState.PRUNED
+        else:
+            reason = f"{type(outcome).__name__}: {_first_line(outcome)}"
+        if values is not None:
+            state = TrialState.COMPLETE
+        elif not isinstance(outcome, optuna.TrialPruned):
+            state = TrialState.FAIL
+            trial.set_user_attr(FAIL_REASON_ATTR, reason)
+            log.warning("Trial %d failed: %s", trial.number, reason)
+        try:
+            study.tell(trial, state=state, values=values)
+        except RuntimeError as error:  # already finished elsewhere, e.g. failed as stale while it ran
+            log.warning("Trial %d: %s", trial.number, error)
+        return state
+
+    # -- MLflow parent run and the end of a sweep ------------------------------------------------------------------
+
+    def _attach_parent(self, client, study, created: bool, plan: dict) -> str:
+        experiment_id = tracking.get_or_create_experiment(
+            client, self.config.mlflow.experiment, self.config.mlflow.artifact_location
+        )
+        distributions = plan["space"][0]
+        params = {f"search.{k}": repr(v) for k, v in distributions.items()}
+        params.update({
+            "sampler": type(self.sampler).__name__, "sampler.seed": self.config.seed,
+            "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
+            "n_trials": self.n_trials, **{f"fixed.{k}": v for k, v in plan["space"][1].items()},
+        })
+        tags = {"optuna.study": study.study_name, "sweeplab.kind": "study", "dataset": self.config.dataset.name,
+                "mlflow.source.git.commit": tracking.git_commit()}
+        return parent_run.attach(client, experiment_id, study, created, params, {k: str(v) for k, v in tags.items() if v})
+
+    def _finish(self, study: optuna.Study, plan: dict, parent_id: str | None, began: float) -> None:
+        sweep_dir = plan["sweep_dir"]
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        results = report.write_results(study, sweep_dir)
+        if parent_id:
+            parent_run.finish(plan["client"], parent_id, study, results, report.write_plots(study, sweep_dir / "plots"))
+        hint = None
+        if plan["client"]:
+            uri = self.config.mlflow.tracking_uri
+            hint = "mlflow ui   (in the project root)" if uri.startswith("sqlite") else f"open {uri}"
+            hint += f"  → experiment '{self.config.mlflow.experiment}', run 'study-{study.study_name}'"
+        print(report.summary(study, time.monotonic() - began, results, hint, plan["storage_hint"]), flush=True)
+
+
+class _Missing:
+    pass
+
+
+def _quote(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
