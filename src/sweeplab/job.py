@@ -1,19 +1,16 @@
 """One training job: config -> data -> model -> loop -> metrics -> tracking -> objective."""
 import logging
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import optuna
 import torch
 from sweeplab.building import build
-from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import tracking
 from sweeplab.data import make_splits
 from sweeplab.settings import JobSettings
-from sweeplab.sweep.trial_link import TrialLink
 from sweeplab.training import evaluate, fit
 
 log = logging.getLogger(__name__)
@@ -61,7 +58,9 @@ def load_splits(cfg: DictConfig, settings: JobSettings):
 def run_job(cfg: DictConfig, output_dir: Path) -> float:
     """Train one configuration; return its best validation accuracy (the sweep's objective)."""
     settings = JobSettings.from_config(cfg)
-    client = tracking.connect(cfg.mlflow.tracking_uri) if cfg.mlflow.enabled else None
+    # A single job fails fast on an unreachable server; a sweep's trial waits as long as MLflow's own retries would.
+    patience_s = 120.0 if cfg.trial.get("trial_id") is not None else 0.0
+    client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=patience_s) if cfg.mlflow.enabled else None
     if settings.threads:
         torch.set_num_threads(settings.threads)
     started = time.perf_counter()
@@ -69,7 +68,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
     torch.manual_seed(settings.seed)
     model = build_model(cfg, splits.in_features, splits.num_classes).to(settings.device)
     optimizer = build(cfg.optimizer)(model.parameters())
-    link = TrialLink.from_config(cfg.trial)
+    link = _trial_link(cfg.trial)
     run = _start_run(cfg, client, settings, link, output_dir) if client else None
     if link:
         link.remember(output_dir, run.run_id if run else None)
@@ -111,22 +110,45 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
             run.artifact(output_dir / WEIGHTS_FILE)
             run.artifact(output_dir / ".hydra", "hydra")
             run.tags({"sweeplab.state": "COMPLETE"})
-            run.end(RunStatus.FINISHED)
+            run.end("FINISHED")
         return best.val_accuracy
-    except optuna.TrialPruned as pruned:
+    except _trial_pruned() as pruned:
         if run:
             run.metrics({"epochs_trained": len(trained)})
             run.tags({"sweeplab.state": "PRUNED"})
-            run.end(RunStatus.KILLED, str(pruned))
+            run.end("KILLED", str(pruned))
         raise
     except BaseException as error:
         if run:
             run.tags({"sweeplab.state": "FAIL"})
-            run.end(RunStatus.FAILED, f"{type(error).__name__}: {error}")
+            run.end("FAILED", f"{type(error).__name__}: {error}")
         raise
 
 
-def _start_run(cfg, client, settings, link, output_dir) -> tracking.RunLog:
+def _tracking():
+    """sweeplab.tracking, which loads MLflow (~2.5 s of imports): only jobs that track pay for it."""
+    from sweeplab import tracking
+
+    return tracking
+
+
+def _trial_link(trial_cfg):
+    """The link to this job's Optuna trial, or None; Optuna (~0.5 s of imports) loads only inside a trial."""
+    if trial_cfg.get("trial_id") is None:
+        return None
+    from sweeplab.sweep.trial_link import TrialLink
+
+    return TrialLink.from_config(trial_cfg)
+
+
+def _trial_pruned() -> type[BaseException] | tuple:
+    """optuna.TrialPruned where Optuna is loaded; where it is not, nothing can have raised it."""
+    optuna = sys.modules.get("optuna")
+    return optuna.TrialPruned if optuna else ()
+
+
+def _start_run(cfg, client, settings, link, output_dir) -> "tracking.RunLog":
+    tracking = _tracking()
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment, cfg.mlflow.artifact_location)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("trial")

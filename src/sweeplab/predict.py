@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from sweeplab.errors import SweeplabError
-from sweeplab.job import WEIGHTS_FILE, build_model, load_splits
+from sweeplab.job import WEIGHTS_FILE, load_splits, load_trained_model
 from sweeplab.settings import JobSettings
 
 
@@ -18,19 +18,16 @@ def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
     for path in (run_dir, config_file, weights_file):
         if not path.exists():
             raise SweeplabError(f"{path} not found; pass the output folder of a finished run (it holds {WEIGHTS_FILE})")
-    cfg = OmegaConf.load(config_file)
-    settings = JobSettings.from_config(cfg)
-    splits = load_splits(cfg, settings)
-    model = build_model(cfg, splits.in_features, splits.num_classes).to(settings.device)
     try:
-        model.load_state_dict(torch.load(weights_file, map_location=settings.device, weights_only=True))
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        model, _input_shape = load_trained_model(run_dir)  # built with job.build_model from the run's config
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SweeplabError(f"cannot load {weights_file}: {first_line}") from None
-    images, labels = (t[:n] for t in splits.test)
-    model.eval()
+    cfg = OmegaConf.load(config_file)
+    settings = JobSettings.from_config(cfg)
+    images, labels = (t[:n] for t in load_splits(cfg, settings).test)
     with torch.inference_mode():
-        predicted = model(images).argmax(1)
+        predicted = model.to(settings.device)(images).argmax(1)
     return [(i, int(p), int(t)) for i, (p, t) in enumerate(zip(predicted, labels))]
 
 

@@ -17,18 +17,25 @@ from sweeplab.paths import PROJECT_ROOT
 PARENT_TAG = "mlflow.parentRunId"
 
 
-def connect(tracking_uri: str, timeout_s: float = 5.0) -> MlflowClient:
-    """Fail fast, naming the URI, when the tracking store cannot be reached."""
+def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) -> MlflowClient:
+    """Fail fast, naming the URI, when the tracking store cannot be reached; a server that is down is asked again
+    for up to ``patience_s`` (a trial in a running sweep rides out a server restart instead of failing)."""
     scheme = urlparse(tracking_uri).scheme
     if scheme in ("http", "https"):
-        try:
-            urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise TrackingError(
-                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it, "
-                f"or set mlflow.tracking_uri=<reachable URI>, or mlflow.enabled=false"
-            ) from None
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
+                break
+            except (urllib.error.URLError, OSError) as error:
+                if time.monotonic() < deadline:
+                    time.sleep(2)
+                    continue
+                reason = getattr(error, "reason", error)
+                raise TrackingError(
+                    f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it, "
+                    f"or set mlflow.tracking_uri=<reachable URI>, or mlflow.enabled=false"
+                ) from None
     elif scheme == "sqlite":
         folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
         if not (folder.is_dir() and os.access(folder, os.W_OK)):

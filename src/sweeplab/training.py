@@ -11,11 +11,12 @@ from torch import nn
 from tqdm import tqdm
 
 from sweeplab.data import Splits, batches
+from sweeplab.errors import SweeplabError
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(SweeplabError):
     """The training loss became NaN or infinite."""
 
 
@@ -50,37 +51,44 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
 ) -> History:
-    """Train with NLLLoss (the model ends in LogSoftmax); keep the weights of the best validation epoch."""
-    loss_fn = nn.NLLLoss(reduction="sum")
+    """Train with NLLLoss (the model ends in LogSoftmax); keep the weights of the best validation epoch.
+
+    Each epoch shuffles the indices once and slices batches from the tensors that hold the whole split. Per-step
+    results stay on the device (a running loss sum, each batch's predictions written into one buffer): the host
+    waits for the device once per epoch, never per step.
+    """
     shuffle = torch.Generator().manual_seed(seed)
     history = History()
     images, labels = splits.train
-    steps = math.ceil(len(labels) / batch_size)
+    count = len(labels)
+    device = images.device
+    predictions = torch.empty(count, dtype=torch.long, device=device)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
-        # Sums stay on the device: one synchronisation per epoch instead of one per step.
-        loss_sum = torch.zeros((), device=images.device)
-        correct = torch.zeros((), device=images.device, dtype=torch.long)
-        bar = tqdm(
-            batches(images, labels, batch_size, shuffle), total=steps, desc=f"epoch {epoch}/{epochs}",
-            leave=False, disable=None if progress else True,
-        )
-        for x, y in bar:
-            optimizer.zero_grad(set_to_none=True)
+        order = torch.randperm(count, generator=shuffle).to(device)
+        epoch_labels = labels[order]  # labels in this epoch's order: each batch's labels are a plain slice
+        loss_sum = torch.zeros((), device=device)
+        starts = range(0, count, batch_size)
+        for start in tqdm(starts, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None if progress else True):
+            stop = min(start + batch_size, count)
+            x = images.index_select(0, order[start:stop])
+            y = epoch_labels[start:stop]
+            for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
+                p.grad = None
             output = model(x)
-            loss = loss_fn(output, y)
-            (loss / len(y)).backward()
+            loss = nn.functional.nll_loss(output, y)
+            loss.backward()
             optimizer.step()
-            loss_sum += loss.detach()
-            correct += (output.detach().argmax(1) == y).sum()
-        train_loss = loss_sum.item() / len(labels)
+            loss_sum.add_(loss.detach(), alpha=stop - start)
+            torch.argmax(output.detach(), 1, out=predictions[start:stop])
+        train_loss = loss_sum.item() / count
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}; lower optimizer.lr")
+        train_accuracy = (predictions == epoch_labels).sum().item() / count
         val_loss, val_accuracy = evaluate(model, *splits.val)
-        metrics = EpochMetrics(
-            epoch, train_loss, correct.item() / len(labels), val_loss, val_accuracy, time.perf_counter() - started
-        )
+        metrics = EpochMetrics(epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.perf_counter() - started)
         if not history.epochs or val_accuracy > history.best.val_accuracy:
             history.best_state = copy.deepcopy(model.state_dict())
         history.epochs.append(metrics)
@@ -94,11 +102,12 @@ def fit(
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8192):
-    """Mean NLL loss and accuracy over a whole split."""
+    """Mean NLL loss and accuracy over a whole split (one host synchronisation at the end)."""
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
     for x, y in batches(images, labels, batch_size):
         output = model(x)
-        loss_sum += nn.functional.nll_loss(output, y, reduction="sum").item()
-        correct += (output.argmax(1) == y).sum().item()
-    return loss_sum / len(labels), correct / len(labels)
+        loss_sum += nn.functional.nll_loss(output, y, reduction="sum")
+        correct += (output.argmax(1) == y).sum()
+    return loss_sum.item() / len(labels), correct.item() / len(labels)

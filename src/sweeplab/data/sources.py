@@ -39,7 +39,7 @@ class TorchvisionSource:
         raw_dir = root / self.name / "raw"
         looked_in = [raw_dir]
         if not self._complete(raw_dir):
-            for folder in [*map(Path, extra_dirs), *self.offline_dirs]:
+            for folder in [*self.offline_dirs, *map(Path, extra_dirs)]:
                 looked_in.append(folder)
                 found = self._find_files(folder)
                 if found:

@@ -44,6 +44,6 @@ def batches(images, labels, batch_size: int, generator: torch.Generator | None =
             yield images[start : start + batch_size], labels[start : start + batch_size]
         return
     order = torch.randperm(count, generator=generator).to(images.device)
+    labels = labels[order]
     for start in range(0, count, batch_size):
-        index = order[start : start + batch_size]
-        yield images[index], labels[index]
+        yield images.index_select(0, order[start : start + batch_size]), labels[start : start + batch_size]

@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeplab.sweep.study import best_trial, counts
 from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR
+from sweeplab.tracking import PARENT_TAG
 
 log = logging.getLogger(__name__)
 MODEL_TRIAL_TAG = "sweeplab.logged_model_trial"
@@ -30,12 +31,15 @@ def attach(client: MlflowClient, experiment_id: str, study, created: bool, param
     return run.info.run_id
 
 
-def fail_child_run(client: MlflowClient, trial, reason: str) -> None:
-    """End a dead trial's child run FAILED, so it does not stay RUNNING forever."""
+def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str | None = None) -> None:
+    """End a failed trial's child run FAILED, so it does not stay RUNNING forever. A trial that failed before its
+    job could start a run (e.g. a value the data rejects) gets a FAILED child here: every trial has its child."""
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
-    if not run_id:
-        return
     try:
+        if not run_id:
+            if parent_run_id:
+                _create_failed_child(client, parent_run_id, trial, reason)
+            return
         if client.get_run(run_id).info.status == "RUNNING":
             client.log_batch(run_id, tags=[RunTag("sweeplab.state", "FAIL"), RunTag("sweeplab.end_reason", reason)])
             client.set_terminated(run_id, "FAILED")
@@ -43,7 +47,20 @@ def fail_child_run(client: MlflowClient, trial, reason: str) -> None:
         log.warning("could not end MLflow run %s of trial %d: %s", run_id, trial.number, error)
 
 
-def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path]) -> None:
+def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason: str) -> None:
+    parent = client.get_run(parent_run_id)
+    tags = {
+        PARENT_TAG: parent_run_id, "optuna.study": parent.data.tags.get("optuna.study", ""),
+        "optuna.trial": str(trial.number), "optuna.sampler": parent.data.params.get("sampler", ""),
+        "seed": parent.data.params.get("sampler.seed", ""), "sweeplab.state": "FAIL", "sweeplab.end_reason": reason,
+    }
+    run = client.create_run(parent.info.experiment_id, run_name=f"trial-{trial.number}",
+                            tags={k: str(v)[:5000] for k, v in tags.items() if v != ""})
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in trial.params.items()])
+    client.set_terminated(run.info.run_id, "FAILED")
+
+
+def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path], status: str) -> None:
     """Write the study's current state into the parent run; log the best trial's model when it changed."""
     best = best_trial(study)
     n = counts(study)
@@ -54,19 +71,24 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
         metrics["best_val_accuracy"] = best.value
         tags = {f"best.{k}": str(v) for k, v in best.params.items()}
         tags.update({"best_trial": str(best.number), "best_child_run_id": best.user_attrs.get(RUN_ID_ATTR, "")})
+    # Every worker of a study writes here when it stops, in any order: the metrics' step is the number of finished
+    # trials, so MLflow shows the most complete snapshot; a worker whose view is older leaves the tags and model alone.
+    finished = n["complete"] + n["pruned"] + n["fail"]
+    stored = client.get_run(run_id).data.metrics
+    outdated = finished < sum(stored.get(f"trials_{state}", 0) for state in ("complete", "pruned", "fail"))
     now = int(time.time() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
+        metrics=[Metric(k, float(v), now, finished) for k, v in metrics.items()],
+        tags=[] if outdated else [RunTag(k, v) for k, v in tags.items()],
     )
     client.log_artifact(run_id, str(results))
     for plot in plots:
         client.log_artifact(run_id, str(plot), "plots")
     run = client.get_run(run_id)
-    if best and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
+    if best and not outdated and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
         _log_best_model(client, run_id, best)
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, status)
 
 
 def _log_best_model(client: MlflowClient, run_id: str, best) -> None:

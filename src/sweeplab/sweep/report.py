@@ -28,8 +28,13 @@ def write_results(study: optuna.Study, sweep_dir: Path) -> Path:
 
 
 def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
-    """Optimisation history, learning rate × batch size coloured by the objective, parameter importances."""
-    from optuna import visualization as vis
+    """Optimisation history, learning rate × batch size coloured by the objective, parameter importances and
+    learning curves, as PNG files (small, and shown by MLflow's artifact viewer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    from optuna.visualization import matplotlib as vis
 
     names = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
     pair = [n for n in ("batch_size", "optimizer.lr") if n in names]
@@ -46,12 +51,14 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                figure = plot()
+                axes = plot()
         except (ValueError, RuntimeError) as error:  # e.g. importances need two finished trials
             log.info("skipped plot %s: %s", name, error)
             continue
-        path = folder / f"{name}.html"
-        figure.write_html(path, include_plotlyjs=True)
+        figure = getattr(axes, "figure", None) or axes.flat[0].figure  # contour/slice may return an array of axes
+        path = folder / f"{name}.png"
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        pyplot.close(figure)
         written.append(path)
     return written
 

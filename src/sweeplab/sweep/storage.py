@@ -1,24 +1,40 @@
 """Optuna storages from one string: a journal file for one machine, a database URL for many."""
+import functools
+import inspect
+import itertools
+import logging
+import os
+import random
+import time
+import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage
+import sqlalchemy
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from sweeplab.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 JOURNAL_SUFFIXES = (".journal", ".log")
+# A running trial writes a heartbeat this often; one silent for 4 intervals is FAIL (its worker died).
+# SWEEPLAB_HEARTBEAT_S changes it for every process of a sweep (tests use 1 s to stay short).
 HEARTBEAT_INTERVAL_S = 10
-HEARTBEAT_GRACE_S = 40
+RECONNECT_PATIENCE_S = 60  # how long a database restart may take before the sweep gives up on it
 
 
 def is_journal(url: str) -> bool:
     return url.startswith("journal:") or url.endswith(JOURNAL_SUFFIXES)
 
 
-def open_storage(url: str, failed_trial_callback=None) -> optuna.storages.BaseStorage:
+def open_storage(url: str, stale_trial_callback=None, patient: bool = False) -> optuna.storages.BaseStorage:
     """``journal:<path>`` or ``<path>.journal`` -> journal file (safe for parallel writers on one machine);
-    anything else must be an SQLAlchemy database URL (postgresql://..., sqlite:///...)."""
+    anything else must be an SQLAlchemy database URL (postgresql://..., sqlite:///...).
+
+    An unreachable database is an error at once, unless ``patient`` (a trial of a running sweep): then it is asked
+    again for up to RECONNECT_PATIENCE_S, as every operation on the storage is."""
     if is_journal(url):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,17 +44,83 @@ def open_storage(url: str, failed_trial_callback=None) -> optuna.storages.BaseSt
             f"hydra.sweeper.storage={url!r} is neither a database URL (postgresql://user@host/db) "
             f"nor a journal file (path ending in .journal)"
         )
+    heartbeat_s = _heartbeat_interval()
+    create = _patient(_create_tables_once) if patient else _create_tables_once
     try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=HEARTBEAT_GRACE_S,
-            failed_trial_callback=failed_trial_callback,
-            engine_kwargs={"pool_pre_ping": True},
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5: said once here, not per process
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return create(
+                url,
+                heartbeat_interval=heartbeat_s,
+                grace_period=4 * heartbeat_s,
+                heartbeat_stale_trial_callback=stale_trial_callback,
+                engine_kwargs={"pool_pre_ping": True},  # a connection the server dropped is replaced, not used
+            )
     except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, refused connection
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"Optuna storage {_hide_password(url)} is unusable: {reason}") from None
+
+
+def _create_tables_once(url: str, **kwargs) -> "PatientRDBStorage":
+    """Workers started together on a new database race to create Optuna's tables (PostgreSQL: a unique violation
+    in pg_type, or "relation already exists"): the losers find them made when they try again."""
+    for attempt in range(3):
+        try:
+            return PatientRDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 2:
+                raise
+            time.sleep(0.5 + random.random())
+
+
+# What a dropped connection raises, directly or as the cause of Optuna's StorageInternalError.
+CONNECTION_LOST = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.PendingRollbackError)
+
+
+class PatientRDBStorage(RDBStorage):
+    """Optuna's database storage, whose every operation is tried again while the connection to the database is lost
+    (server restarting, network blip), for up to RECONNECT_PATIENCE_S: a short outage pauses the sweep instead of
+    failing the trial in progress and the worker with it. Other database errors are raised at once."""
+
+
+def _patient(method):
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        deadline = time.monotonic() + RECONNECT_PATIENCE_S
+        for attempt in itertools.count():
+            try:
+                return method(*args, **kwargs)
+            except (optuna.exceptions.StorageInternalError, *CONNECTION_LOST) as error:
+                lost = isinstance(error, CONNECTION_LOST) or isinstance(error.__cause__, CONNECTION_LOST)
+                if not lost or time.monotonic() > deadline:
+                    raise
+                if attempt == 0:
+                    log.warning("Optuna storage: connection lost (%s); trying again for up to %d s",
+                                _first_line(error.__cause__ or error), RECONNECT_PATIENCE_S)
+                time.sleep(1)
+
+    return call
+
+
+# Each public storage operation runs in a session of its own, so it can be tried again whole; so do the private ones
+# that Optuna's cache layer (_CachedStorage) calls directly.
+PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",
+                      "_get_trials"]
+for _name in ["record_heartbeat", *PRIVATE_OPERATIONS, *(n for n in vars(BaseStorage) if not n.startswith("_"))]:
+    if _name != "check_trial_is_updatable" and inspect.isfunction(inspect.getattr_static(RDBStorage, _name)):
+        setattr(PatientRDBStorage, _name, _patient(getattr(RDBStorage, _name)))
+
+
+def _first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _heartbeat_interval() -> int:
+    value = os.environ.get("SWEEPLAB_HEARTBEAT_S", str(HEARTBEAT_INTERVAL_S))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"SWEEPLAB_HEARTBEAT_S must be a whole number of seconds >= 1 (got {value!r})")
+    return int(value)
 
 
 def _hide_password(url: str) -> str:

@@ -41,7 +41,7 @@ def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(study)  # runs the storage's failed_trial_callback itself
+        optuna.storages.fail_stale_trials(study)  # runs the storage's heartbeat_stale_trial_callback
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     reaped.extend(sorted(before - after))
     host = socket.gethostname()

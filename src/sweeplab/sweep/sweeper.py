@@ -9,12 +9,14 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
 from hydra.core.utils import JobStatus
+from hydra.utils import get_method
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from sweeplab import tracking
@@ -25,14 +27,18 @@ from sweeplab.settings import JobSettings, cpu_count
 from sweeplab.sweep import parent_run, report
 from sweeplab.sweep.storage import is_journal, open_storage
 from sweeplab.sweep.study import FAIL_REASON_ATTR, best_trial, claim, counts, open_study, reap_dead_trials, started
-from sweeplab.sweep.trial_link import PRUNER_ATTR
+from sweeplab.sweep.trial_link import PRUNER_ATTR, Heartbeat
 
 log = logging.getLogger(__name__)
 
 
 class StudySweeper(OptunaSweeperImpl):
-    def __init__(self, sampler, pruner_spec, **official_keys):
-        super().__init__(sampler=None, **official_keys)
+    def __init__(self, sampler, pruner_spec, max_failure_rate=0.0, custom_search_space=None, **official_keys):
+        # The official constructor asserts on max_failure_rate and imports custom_search_space, both with a
+        # traceback: they are checked in _plan instead, in one line, before the first trial.
+        super().__init__(sampler=None, max_failure_rate=0.0, custom_search_space=None, **official_keys)
+        self.max_failure_rate = max_failure_rate
+        self.custom_search_space = custom_search_space
         self.sampler_config = sampler
         self.pruner_spec = pruner_spec
 
@@ -47,9 +53,14 @@ class StudySweeper(OptunaSweeperImpl):
         study.set_user_attr("sweeplab.sampler", type(self.sampler).__name__)
         client = plan["client"]
         parent_id = self._attach_parent(client, study, created, plan) if client else None
-        on_failed = lambda s, t: client and parent_run.fail_child_run(client, t, "its worker died")  # noqa: E731
-        if hasattr(plan["storage"], "failed_trial_callback"):
-            plan["storage"].failed_trial_callback = on_failed
+
+        def on_failed(_study, trial) -> None:  # every failed trial ends with a FAILED child run, whenever it failed
+            if client:
+                reason = trial.user_attrs.get(FAIL_REASON_ATTR) or "its worker died"
+                parent_run.fail_child_run(client, trial, reason, parent_id)
+
+        if hasattr(plan["storage"], "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
+            plan["storage"].heartbeat_stale_trial_callback = on_failed
         began, failures = time.monotonic(), 0
         log.info("Study %s in %s: %d of %d trials started", study.study_name, plan["storage_hint"],
                  started(study), self.n_trials)
@@ -58,21 +69,28 @@ class StudySweeper(OptunaSweeperImpl):
             to_go = self.n_trials - started(study)
             if to_go <= 0:
                 break
-            trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
+            trials = self._within_total(study, [_ask(study) for _ in range(min(self.n_jobs, to_go))])
+            if not trials:
+                continue
             for trial in trials:
                 claim(trial)
             overrides = self._configure_trials(trials, *plan["space"])
             overrides = [list(o) + self._link_overrides(t, plan) for o, t in zip(overrides, trials)]
-            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
-            failures += sum(self._tell(study, t, r) == TrialState.FAIL for t, r in zip(trials, returns))
+            # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
+            with Heartbeat(plan["storage"], [t._trial_id for t in trials]):
+                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+            for trial, ret in zip(trials, returns):
+                if self._tell(study, trial, ret) == TrialState.FAIL:
+                    failures += 1
+                    on_failed(study, study.get_trials(deepcopy=False)[trial.number])
             if failures > self.max_failure_rate * self.n_trials:
-                self._finish(study, plan, parent_id, began)
+                self._finish(study, plan, parent_id, began, "FAILED")
                 sys.stderr.write(
                     f"error: {failures} trials failed, more than max_failure_rate={self.max_failure_rate} of "
                     f"n_trials={self.n_trials}; stopped. Reasons are in each trial's log under {plan['sweep_dir']}\n"
                 )
                 sys.exit(1)
-        self._finish(study, plan, parent_id, began)
+        self._finish(study, plan, parent_id, began, "FINISHED" if best_trial(study) else "FAILED")
         if best_trial(study) is None:
             reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in study.trials if t.state == TrialState.FAIL}
             sys.stderr.write(
@@ -80,6 +98,20 @@ class StudySweeper(OptunaSweeperImpl):
                 f"(failure reasons: {'; '.join(sorted(str(r) for r in reasons))})\n"
             )
             sys.exit(1)
+
+    def _within_total(self, study: optuna.Study, trials: list[optuna.Trial]) -> list[optuna.Trial]:
+        """Workers that counted the study at the same moment may ask for more trials than the total between them.
+        Trial numbers are given out atomically, so a trial numbered n_trials or more is one too many: it goes back to
+        the queue as WAITING, where it counts as not started (a resume with a larger total will run it)."""
+        kept = []
+        for trial in trials:
+            if trial.number < self.n_trials:
+                kept.append(trial)
+                continue
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+            log.info("Trial %d is past n_trials=%d (other workers took the last ones): left WAITING",
+                     trial.number, self.n_trials)
+        return kept
 
     # -- before the first trial: everything that can be wrong is found here ------------------------------------
 
@@ -90,6 +122,14 @@ class StudySweeper(OptunaSweeperImpl):
             raise ConfigError(f"hydra.sweeper.n_jobs must be an integer >= 1 (got {self.n_jobs!r})")
         if not 0 <= self.max_failure_rate <= 1:
             raise ConfigError(f"hydra.sweeper.max_failure_rate must be in 0..1 (got {self.max_failure_rate!r})")
+        if self.custom_search_space:
+            try:
+                self.custom_search_space_extender = get_method(self.custom_search_space)
+            except Exception as error:
+                raise ConfigError(
+                    f"hydra.sweeper.custom_search_space={self.custom_search_space!r} cannot be imported: "
+                    f"{_first_line(error.__cause__ or error)}"
+                ) from None
         space = self._search_space(arguments)
         self._check_job_config(space[0])
         self.sampler = self._build_sampler(space[0])
@@ -131,6 +171,8 @@ class StudySweeper(OptunaSweeperImpl):
         """Validate the job config at every end of every searched range, before any trial runs."""
         JobSettings.from_config(self.config)
         for name, distribution in distributions.items():
+            if isinstance(OmegaConf.select(self.config, name), DictConfig):
+                continue  # a config group choice: Hydra itself rejects unknown options
             values = getattr(distribution, "choices", None) or (distribution.low, distribution.high)
             for value in values:
                 candidate = self.config.copy()
@@ -176,9 +218,10 @@ class StudySweeper(OptunaSweeperImpl):
         return overrides
 
     def _parallel_trials(self) -> int:
+        """How many trials share this machine's cores at once."""
         launcher = self.config.hydra.launcher
-        if str(launcher.get("_target_", "")).endswith("BasicLauncher"):
-            return 1
+        if str(launcher.get("_target_", "")).endswith(("BasicLauncher", "SlurmLauncher")):
+            return 1  # one at a time here, or each trial on its own SLURM allocation (cpus_per_task)
         limit = launcher.get("n_jobs")
         return min(self.n_jobs, limit) if isinstance(limit, int) and limit > 0 else self.n_jobs
 
@@ -205,8 +248,11 @@ class StudySweeper(OptunaSweeperImpl):
             log.warning("Trial %d failed: %s", trial.number, reason)
         try:
             study.tell(trial, state=state, values=values)
-        except RuntimeError as error:  # already finished elsewhere, e.g. failed as stale while it ran
-            log.warning("Trial %d: %s", trial.number, error)
+        except RuntimeError as error:
+            # GridSampler calls study.stop() once the grid is done, which raises outside study.optimize; Optuna has
+            # stored the state regardless. Otherwise the trial was finished elsewhere, e.g. failed as stale.
+            if study.get_trials(deepcopy=False)[trial.number].state != state:
+                log.warning("Trial %d: %s", trial.number, error)
         return state
 
     # -- MLflow parent run and the end of a sweep ------------------------------------------------------------------
@@ -226,18 +272,25 @@ class StudySweeper(OptunaSweeperImpl):
                 "mlflow.source.git.commit": tracking.git_commit()}
         return parent_run.attach(client, experiment_id, study, created, params, {k: str(v) for k, v in tags.items() if v})
 
-    def _finish(self, study: optuna.Study, plan: dict, parent_id: str | None, began: float) -> None:
+    def _finish(self, study: optuna.Study, plan: dict, parent_id: str | None, began: float, status: str) -> None:
         sweep_dir = plan["sweep_dir"]
         sweep_dir.mkdir(parents=True, exist_ok=True)
         results = report.write_results(study, sweep_dir)
         if parent_id:
-            parent_run.finish(plan["client"], parent_id, study, results, report.write_plots(study, sweep_dir / "plots"))
+            plots = report.write_plots(study, sweep_dir / "plots")
+            parent_run.finish(plan["client"], parent_id, study, results, plots, status)
         hint = None
         if plan["client"]:
             uri = self.config.mlflow.tracking_uri
             hint = "mlflow ui   (in the project root)" if uri.startswith("sqlite") else f"open {uri}"
             hint += f"  → experiment '{self.config.mlflow.experiment}', run 'study-{study.study_name}'"
         print(report.summary(study, time.monotonic() - began, results, hint, plan["storage_hint"]), flush=True)
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():  # our trials do keep heartbeats, outside Study.optimize (see Heartbeat)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        return study.ask()
 
 
 class _Missing:

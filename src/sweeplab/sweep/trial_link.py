@@ -1,10 +1,15 @@
 """A job's link back to its Optuna trial, rebuilt from the study's storage so it works in any process:
 report each epoch's validation accuracy, keep the trial's heartbeat, and stop at once when pruned."""
-import optuna
-from sweeplab.building import build
-from optuna.storages._heartbeat import get_heartbeat_thread
+import logging
+import threading
 
+import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
+
+from sweeplab.building import build
 from sweeplab.sweep.storage import open_storage
+
+log = logging.getLogger(__name__)
 
 PRUNER_ATTR = "sweeplab.pruner"
 PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
@@ -14,7 +19,7 @@ OUTPUT_DIR_ATTR = "output_dir"
 
 class TrialLink:
     def __init__(self, storage_url: str, study_name: str, trial_id: int):
-        storage = open_storage(storage_url)
+        storage = open_storage(storage_url, patient=True)  # the sweep is running: a restarting database is waited for
         study = optuna.load_study(study_name=study_name, storage=storage)
         pruner_spec = study.user_attrs.get(PRUNER_ATTR)
         if pruner_spec:
@@ -22,7 +27,7 @@ class TrialLink:
         self.study = study
         self.trial = optuna.trial.Trial(study, trial_id)
         self.parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
-        self._heartbeat = get_heartbeat_thread(trial_id, storage)
+        self._heartbeat = Heartbeat(storage, [trial_id])
 
     @classmethod
     def from_config(cls, trial_cfg) -> "TrialLink | None":
@@ -35,11 +40,11 @@ class TrialLink:
         return self.trial.number
 
     def __enter__(self) -> "TrialLink":
-        self._heartbeat.start()
+        self._heartbeat.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._heartbeat.join()
+        self._heartbeat.__exit__(*exc)
 
     def report(self, epoch: int, value: float) -> None:
         self.trial.report(value, epoch)
@@ -50,3 +55,41 @@ class TrialLink:
         self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))
         if run_id:
             self.trial.set_user_attr(RUN_ID_ATTR, run_id)
+
+
+class Heartbeat:
+    """Keep running trials' heartbeats fresh while this process works on them (database storages only).
+
+    Unlike Optuna's own heartbeat thread, which ends at its first failed write, a beat that fails while the database
+    restarts is logged and tried again at the next interval: a short outage does not make a live trial look dead.
+    """
+
+    def __init__(self, storage, trial_ids: list[int]):
+        self.storage = storage
+        self.trial_ids = list(trial_ids)
+        self.interval = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self) -> "Heartbeat":
+        if self.interval and self.trial_ids:
+            self._beat()
+            self._thread = threading.Thread(target=self._run, name="sweeplab-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        for trial_id in self.trial_ids:
+            try:
+                self.storage.record_heartbeat(trial_id)
+            except Exception as error:  # the database may be restarting: try again at the next beat
+                log.warning("heartbeat of trial id %d not recorded: %s", trial_id, (str(error) or repr(error))[:200])

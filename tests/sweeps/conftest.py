@@ -1,0 +1,143 @@
+"""Sweep helpers: `train.py -m hydra/sweeper=optuna` on the bundled digits data (no download), each sweep in its own
+folder with its own journal and MLflow database, and readers for what a sweep leaves behind (the Optuna study,
+the MLflow parent and child runs, the job folders).
+
+Sweeps cost tens of seconds each on this machine, so the test modules share one sweep among several tests through
+module-scoped fixtures; every helper here is independent of the single-job tests' conftest.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PARENT_TAG = "mlflow.parentRunId"
+
+# Fast, offline and single-threaded: digits ships with scikit-learn, 2 epochs take well under a second.
+BASE_OVERRIDES = ("dataset=digits", "epochs=2", "threads=1", "progress=false")
+
+
+def clean_env() -> dict:
+    """No inherited Hydra or MLflow settings (e.g. MLFLOW_RUN_ID) may leak into the sweep under test."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("HYDRA_", "MLFLOW_"))}
+
+
+class Sweep:
+    """One sweep's private folder: sweep dir (journal + job dirs), MLflow database and artifact root."""
+
+    def __init__(self, root: Path, mlflow_template: Path):
+        self.root = root
+        self.dir = root / "sweep"
+        self.journal = self.dir / "optuna.journal"
+        shutil.copy(mlflow_template, root / "mlflow.db")
+        self.uri = f"sqlite:///{root}/mlflow.db"
+
+    # -- running ---------------------------------------------------------------------------------------------
+
+    def argv(self, *extra: str, optuna_sweeper: bool = True, without: tuple[str, ...] = ()) -> list[str]:
+        """`train.py -m ...` for this folder; a later override of a key wins, keys in ``without`` are left out."""
+        merged = {}
+        for override in [
+            *(["hydra/sweeper=optuna"] if optuna_sweeper else []), *BASE_OVERRIDES,
+            f"hydra.sweep.dir={self.dir}", f"mlflow.tracking_uri={self.uri}",
+            f"mlflow.artifact_location={self.root}/mlruns", *extra,
+        ]:
+            merged[override.split("=", 1)[0]] = override
+        return ["train.py", "-m", *(o for k, o in merged.items() if k not in without)]
+
+    def run(self, *extra: str, optuna_sweeper: bool = True, without: tuple[str, ...] = (),
+            timeout: int = 600) -> tuple[int, str, str]:
+        result = subprocess.run(
+            [sys.executable, *self.argv(*extra, optuna_sweeper=optuna_sweeper, without=without)], cwd=PROJECT_ROOT,
+            env=clean_env(), capture_output=True, text=True, timeout=timeout,
+        )
+        return result.returncode, result.stdout, result.stderr
+
+    def start(self, *extra: str) -> subprocess.Popen:
+        """Start a sweep in its own process group (so a test can SIGKILL the sweeper and its jobs together)."""
+        with open(self.root / "started-sweep.log", "w") as log:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                [sys.executable, *self.argv(*extra)], cwd=PROJECT_ROOT, env=clean_env(), stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    # -- reading what it left ----------------------------------------------------------------------------------
+
+    def storage(self) -> JournalStorage:
+        return JournalStorage(JournalFileBackend(str(self.journal)))
+
+    def study(self, name: str | None = None) -> optuna.Study:
+        storage = self.storage()
+        if name is None:
+            (name,) = optuna.get_all_study_names(storage)  # each test sweep holds exactly one study
+        return optuna.load_study(study_name=name, storage=storage)
+
+    def job_dirs(self) -> list[Path]:
+        return sorted((p for p in self.dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.uri)
+
+    def runs(self) -> list:
+        client = self.client()
+        return client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+
+    def parents(self) -> list:
+        return [r for r in self.runs() if r.data.tags.get("sweeplab.kind") == "study"]
+
+    def children(self, parent_id: str) -> list:
+        return [r for r in self.runs() if r.data.tags.get(PARENT_TAG) == parent_id]
+
+    def child_by_trial(self, parent_id: str) -> dict[int, object]:
+        return {int(r.data.tags["optuna.trial"]): r for r in self.children(parent_id)}
+
+
+def one_error_line(stderr: str) -> str:
+    """The sweep's last stderr line, which must be the one `error:` line; no traceback anywhere."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert lines, "nothing on stderr"
+    assert lines[-1].startswith("error: "), stderr
+    assert sum(line.startswith("error:") for line in lines) == 1, stderr
+    return lines[-1]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def sweep_mlflow_template(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow database: copying it saves every sweep the slow first migration."""
+    path = tmp_path_factory.mktemp("sweep-mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(scope="session")
+def new_sweep(tmp_path_factory, sweep_mlflow_template):
+    """A factory: ``new_sweep("name")`` -> a fresh Sweep folder (usable from module-scoped fixtures)."""
+    return lambda name: Sweep(tmp_path_factory.mktemp(name), sweep_mlflow_template)

@@ -1,0 +1,90 @@
+"""Launchers and the other sweeper: the joblib launcher runs an Optuna study's trials in parallel processes that
+share the cores, and `train.py -m key=a,b` without hydra/sweeper=optuna stays Hydra's plain grid, with nothing of
+the Optuna sweep leaking into it."""
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sweeplab.settings import cpu_count
+
+from .conftest import PROJECT_ROOT, clean_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_joblib_launcher_runs_parallel_trials(new_sweep):
+    space = new_sweep("joblib")
+    # threads left at its default (0 = all cores): the sweeper must split the cores between the 2 parallel trials
+    # The official custom_search_space hook rides along: it adds model.width to the space in the sweeping process.
+    code, out, err = space.run(
+        "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.custom_search_space=tests.sweeps.search_spaces.width", without=("threads",),
+    )
+    assert code == 0, err[-3000:]
+    assert "Joblib.Parallel" in out  # the joblib launcher ran the jobs, not the basic one
+    study = space.study()
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    expected_threads = max(1, cpu_count() // 2)
+    dirs = space.job_dirs()
+    assert [d.name for d in dirs] == ["0", "1"]
+    for folder in dirs:
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        assert [o for o in overrides if o.startswith("threads=")] == [f"threads={expected_threads}"]
+        config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
+        assert config["threads"] == expected_threads
+        trial = study.trials[int(folder.name)]
+        assert set(trial.params) == {"batch_size", "optimizer.lr", "model.width"}
+        assert config["model"]["width"] == trial.params["model.width"]
+    (parent,) = space.parents()
+    children = space.child_by_trial(parent.info.run_id)
+    assert sorted(children) == [0, 1]
+    assert len(space.runs()) == 3
+    assert all(c.info.status == "FINISHED" for c in children.values())
+    assert parent.data.metrics["trials_complete"] == 2
+
+
+def test_basic_sweeper_grid_is_unaffected(new_sweep):
+    space = new_sweep("basic")
+    code, out, err = space.run("batch_size=32,64", "epochs=1", optuna_sweeper=False)
+    assert code == 0, err[-3000:]
+    assert not (space.dir / "optuna.journal").exists()
+    assert not (space.dir / "optimization_results.yaml").exists()
+    dirs = space.job_dirs()
+    assert [d.name for d in dirs] == ["0", "1"]
+    configs = [yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) for d in dirs]
+    assert [c["batch_size"] for c in configs] == [32, 64]
+    assert all(c["epochs"] == 1 for c in configs)
+    assert all(c["trial"] == {"storage": None, "study_name": None, "trial_id": None} for c in configs)
+    hydra_cfg = yaml.safe_load((dirs[0] / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert hydra_cfg["sweeper"]["_target_"].endswith("BasicSweeper")
+    runs = space.runs()
+    assert sorted(r.data.params["batch_size"] for r in runs) == ["32", "64"]
+    for run in runs:  # plain runs: no parent, no Optuna tags
+        assert run.info.status == "FINISHED"
+        assert not {k for k in run.data.tags if k.startswith(("optuna.", "sweeplab.kind"))}
+        assert "mlflow.parentRunId" not in run.data.tags
+    assert "Study " not in out and "optimization_results" not in out  # no Optuna summary
+
+
+def cfg(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=PROJECT_ROOT, env=clean_env(), capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_basic_sweeper_config_has_no_optuna_keys():
+    sweeper = yaml.safe_load(cfg("--cfg", "hydra", "-p", "hydra.sweeper"))
+    assert sweeper == {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                       "max_batch_size": None, "params": None}
+    # a grid sweep gets a new timestamped folder each time; an Optuna study keeps one folder named after it
+    basic_dir = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir"))
+    assert re.search(r"/multirun/\d{4}-\d{2}-\d{2}/\d{2}-\d{2}-\d{2}$", basic_dir), basic_dir
+    optuna_dir = yaml.safe_load(cfg("--cfg", "all", "--resolve", "-p", "hydra.sweep.dir", "hydra/sweeper=optuna"))
+    assert optuna_dir.endswith("/multirun/mnist-ffn256-adam-10ep"), optuna_dir

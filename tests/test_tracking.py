@@ -1,0 +1,64 @@
+"""What a job records in MLflow, read back through MlflowClient."""
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from sweeplab import tracking
+from sweeplab.job import run_job
+from sweeplab.training import NonFiniteLoss
+
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+
+
+def test_run_is_finished_named_and_tagged(finished_run):
+    run = finished_run.run
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "digits-ffn256-adam-bs128-lr0.001"
+    tags = run.data.tags
+    assert (tags["dataset"], tags["model"], tags["optimizer"], tags["seed"]) == ("digits", "ffn256", "adam", "42")
+    assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])
+
+
+def test_params_are_the_flattened_resolved_config(finished_run):
+    saved = OmegaConf.load(finished_run.space.out / ".hydra" / "config.yaml")
+    resolved = OmegaConf.to_container(saved, resolve=True)
+    resolved.pop("trial")
+    assert finished_run.run.data.params == tracking.flatten(resolved)
+    assert finished_run.run.data.params["batch_size"] == "128"
+    assert finished_run.run.data.params["optimizer.lr"] == "0.001"
+
+
+def test_metrics_per_epoch_and_final(finished_run):
+    client, run_id = finished_run.space.client(), finished_run.run.info.run_id
+    for key in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2, 3], key
+    val = [m.value for m in client.get_metric_history(run_id, "val_accuracy")]
+    final = finished_run.run.data.metrics
+    assert final["best_val_accuracy"] == max(val) > 0.5
+    assert 0.5 < final["test_accuracy"] <= 1.0
+    assert final["train_time_s"] > 0 and final["epochs_trained"] == 3
+
+
+def test_artifacts(finished_run):
+    client, run_id = finished_run.space.client(), finished_run.run.info.run_id
+    assert {a.path for a in client.list_artifacts(run_id)} >= {"config.yaml", "best.pt", "hydra"}
+    assert {a.path for a in client.list_artifacts(run_id, "hydra")} >= {"hydra/config.yaml", "hydra/overrides.yaml"}
+    config = OmegaConf.load(client.download_artifacts(run_id, "config.yaml"))
+    assert config.dataset.name == "digits" and config.epochs == 3
+
+
+@pytest.mark.parametrize("failure", ["non-finite loss", "interrupted"])
+def test_a_run_that_raises_ends_failed(workspace, monkeypatch, failure):
+    overrides = ["optimizer=sgd", "optimizer.lr=1e30"] if failure == "non-finite loss" else []
+    if failure == "interrupted":
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr("sweeplab.job.fit", interrupted)
+    workspace.out.mkdir()
+    with pytest.raises((NonFiniteLoss, KeyboardInterrupt)):
+        run_job(workspace.compose(*overrides), workspace.out)
+    (run,) = workspace.runs()
+    assert run.info.status == "FAILED"
+    assert run.info.end_time is not None
