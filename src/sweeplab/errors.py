@@ -12,3 +12,9 @@ class DataError(SweeplabError):
 
 class TrackingError(SweeplabError):
     """The MLflow tracking store cannot be reached or written."""
+
+
+def first_line(error) -> str:
+    """An exception as one line, for messages that must stay one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, first_line
 from sweeplab.job import WEIGHTS_FILE, load_splits, load_trained_model
 from sweeplab.settings import JobSettings
 
@@ -21,8 +21,7 @@ def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
     try:
         model, _input_shape = load_trained_model(run_dir)  # built with job.build_model from the run's config
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SweeplabError(f"cannot load {weights_file}: {first_line}") from None
+        raise SweeplabError(f"cannot load {weights_file}: {first_line(error)}") from None
     cfg = OmegaConf.load(config_file)
     settings = JobSettings.from_config(cfg)
     images, labels = (t[:n] for t in load_splits(cfg, settings).test)

@@ -11,7 +11,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from sweeplab.errors import TrackingError
+from sweeplab.errors import TrackingError, first_line
 from sweeplab.paths import PROJECT_ROOT
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -64,7 +64,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
     except MlflowException as error:
         if error.error_code == "RESOURCE_ALREADY_EXISTS":
             return client.get_experiment_by_name(name).experiment_id
-        raise TrackingError(f"MLflow tracking store {client.tracking_uri} failed: {_first_line(error)}") from None
+        raise TrackingError(f"MLflow tracking store {client.tracking_uri} failed: {first_line(error)}") from None
 
 
 def git_commit() -> str | None:
@@ -127,7 +127,3 @@ class RunLog:
             self.client.set_tag(self.run_id, "sweeplab.end_reason", reason[:5000])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from hydra.utils import get_class
 
-from sweeplab.errors import DataError
+from sweeplab.errors import DataError, first_line
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 
@@ -90,7 +90,7 @@ class TorchvisionSource:
             dataset_class(str(root), train=True, download=True)
             dataset_class(str(root), train=False, download=True)
         except (OSError, RuntimeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            reason = first_line(error)
             raise DataError(self._missing_message(looked_in, f"download failed: {reason}")) from None
 
     def _missing_message(self, looked_in: list[Path], why: str) -> str:

@@ -14,7 +14,7 @@ import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def open_storage(url: str, stale_trial_callback=None, patient: bool = False) -> 
                 engine_kwargs={"pool_pre_ping": True},  # a connection the server dropped is replaced, not used
             )
     except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, refused connection
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(f"Optuna storage {_hide_password(url)} is unusable: {reason}") from None
 
 
@@ -96,7 +96,7 @@ def _patient(method):
                     raise
                 if attempt == 0:
                     log.warning("Optuna storage: connection lost (%s); trying again for up to %d s",
-                                _first_line(error.__cause__ or error), RECONNECT_PATIENCE_S)
+                                first_line(error.__cause__ or error), RECONNECT_PATIENCE_S)
                 time.sleep(1)
 
     return call
@@ -110,10 +110,6 @@ for _name in ["record_heartbeat", *PRIVATE_OPERATIONS, *(n for n in vars(BaseSto
     if _name != "check_trial_is_updatable" and inspect.isfunction(inspect.getattr_static(RDBStorage, _name)):
         setattr(PatientRDBStorage, _name, _patient(getattr(RDBStorage, _name)))
 
-
-def _first_line(error) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _heartbeat_interval() -> int:

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from sweeplab import tracking
 from sweeplab.building import build
-from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.errors import ConfigError, SweeplabError, first_line
 from sweeplab.paths import resolve
 from sweeplab.settings import JobSettings, cpu_count
 from sweeplab.sweep import parent_run, report
@@ -128,7 +128,7 @@ class StudySweeper(OptunaSweeperImpl):
             except Exception as error:
                 raise ConfigError(
                     f"hydra.sweeper.custom_search_space={self.custom_search_space!r} cannot be imported: "
-                    f"{_first_line(error.__cause__ or error)}"
+                    f"{first_line(error.__cause__ or error)}"
                 ) from None
         space = self._search_space(arguments)
         self._check_job_config(space[0])
@@ -153,7 +153,7 @@ class StudySweeper(OptunaSweeperImpl):
                 self._parse_sweeper_params_config() + list(arguments)
             )
         except Exception as error:  # the override parser raises several kinds, all with a readable message
-            raise ConfigError(f"invalid search space in hydra.sweeper.params: {_first_line(error)}") from None
+            raise ConfigError(f"invalid search space in hydra.sweeper.params: {first_line(error)}") from None
         for name in fixed:
             distributions.pop(name, None)
         if not distributions and not self.custom_search_space_extender:
@@ -194,14 +194,14 @@ class StudySweeper(OptunaSweeperImpl):
                 sampler = sampler(grid)
                 self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
         except Exception as error:
-            raise ConfigError(f"hydra.sweeper.sampler is invalid: {_first_line(error)}") from None
+            raise ConfigError(f"hydra.sweeper.sampler is invalid: {first_line(error)}") from None
         return sampler
 
     def _check_pruner(self) -> None:
         try:
             build(self.pruner_spec)
         except Exception as error:
-            raise ConfigError(f"hydra.sweeper.pruner is invalid: {_first_line(error)}") from None
+            raise ConfigError(f"hydra.sweeper.pruner is invalid: {first_line(error)}") from None
 
     # -- per trial -------------------------------------------------------------------------------------------------
 
@@ -239,7 +239,7 @@ class StudySweeper(OptunaSweeperImpl):
         elif isinstance(outcome, optuna.TrialPruned):
             state = TrialState.PRUNED
         else:
-            reason = f"{type(outcome).__name__}: {_first_line(outcome)}"
+            reason = f"{type(outcome).__name__}: {first_line(outcome)}"
         if values is not None:
             state = TrialState.COMPLETE
         elif not isinstance(outcome, optuna.TrialPruned):
@@ -300,7 +300,3 @@ class _Missing:
 def _quote(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
-
-def _first_line(error) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
