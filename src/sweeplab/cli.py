@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import hydra
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -83,4 +84,13 @@ def _check_writable(path: Path, key: str) -> None:
 def main() -> None:
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
+    overrides = get_args_parser().parse_args().overrides
+    if overrides:
+        from sweeplab.overrides import check_overrides
+
+        try:
+            check_overrides(str(CONF_DIR), overrides)
+        except SweeplabError as error:
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(2)
     hydra.main(config_path=str(CONF_DIR), config_name="config")(task)()

@@ -98,8 +98,8 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
         )
         best = history.best
         log.info(
-            "best val acc %.4f (epoch %d), test acc %.4f, %.1f s",
-            best.val_accuracy, best.epoch, test_accuracy, time.perf_counter() - started,
+            "best val acc %.4f (epoch %d), test acc %.4f, %.1f s on %s",
+            best.val_accuracy, best.epoch, test_accuracy, time.perf_counter() - started, settings.device,
         )
         if run:
             run.metrics({

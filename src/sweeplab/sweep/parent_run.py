@@ -88,7 +88,11 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
     run = client.get_run(run_id)
     if best and not outdated and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
         _log_best_model(client, run_id, best)
-    client.set_terminated(run_id, status)
+    if status == "FINISHED" and n["running"]:
+        # Another worker's trials are still running: the worker that stops last (it sees none running) ends the run.
+        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    else:
+        client.set_terminated(run_id, status)
 
 
 def _log_best_model(client: MlflowClient, run_id: str, best) -> None:

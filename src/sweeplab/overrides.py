@@ -1,0 +1,54 @@
+"""The command line's overrides, checked before Hydra composes the config.
+
+Hydra reports an override that does not parse, or a config group option that does not exist
+(`dataset=imagenet`, `hydra/sweeper/pruner=nope`), in a multi-line message; here each becomes one line
+that names the wrong value and the choices.
+"""
+from hydra._internal.config_repository import ConfigRepository
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
+from hydra.errors import HydraException, OverrideParseException
+
+from sweeplab.errors import ConfigError
+
+
+def check_overrides(config_dir: str, overrides: list[str]) -> None:
+    """Raise ConfigError for the first override that does not parse or names a missing group option."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as error:
+        reason = str(error).splitlines()[1:2] or ["not valid override grammar"]
+        bad = next((o for o in overrides if _fails_to_parse(o)), " ".join(overrides))
+        raise ConfigError(
+            f"cannot read the override {bad!r}: {reason[0]} (see https://hydra.cc/docs/advanced/override_grammar/basic)"
+        ) from None
+    repository = ConfigRepository(create_config_search_path(config_dir))
+    for override in parsed:
+        group = override.key_or_group
+        if override.is_delete() or not repository.group_exists(group):
+            continue  # plain keys are checked against the composed config later, by the job and the sweeper
+        options = repository.get_group_options(group)
+        unknown = [name for name in _named_options(override) if name not in options]
+        if unknown:
+            raise ConfigError(
+                f"{group}={unknown[0]} does not exist: choose one of {', '.join(sorted(options))}"
+            )
+
+
+def _named_options(override: Override) -> list[str]:
+    if not override.is_sweep_override():
+        value = override.value()
+        return [value] if isinstance(value, str) else []
+    sweep = override.value()
+    if isinstance(sweep, ChoiceSweep):
+        return [str(v) for v in sweep.list if isinstance(v, str)]
+    return []
+
+
+def _fails_to_parse(override: str) -> bool:
+    try:
+        OverridesParser.create().parse_override(override)
+    except HydraException:  # parse_override raises the plain kind, parse_overrides the OverrideParseException
+        return True
+    return False

@@ -1,0 +1,47 @@
+"""The parent run with several workers: a worker that stops while another worker's trial still runs leaves the
+parent RUNNING; the worker that stops last ends it FINISHED with the whole study in it."""
+import optuna
+from optuna.trial import TrialState
+
+from sweeplab.sweep import parent_run
+
+
+def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
+    space = new_sweep("parent-two-workers")
+    space.dir.mkdir(parents=True)
+    study = optuna.create_study(study_name="two-workers", storage=space.storage(), direction="maximize")
+    client = space.client()
+    experiment_id = client.create_experiment("sweeplab", artifact_location=f"{space.root}/mlruns")
+    parent_id = parent_run.attach(client, experiment_id, study, True, {"n_trials": 2}, {"sweeplab.kind": "study"})
+    results = tmp_path / "optimization_results.yaml"
+    results.write_text("best: {}\n")
+
+    first = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
+    second = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
+    study.tell(first, 0.8)  # worker A's trial ends; worker B's is still running
+    parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "RUNNING"
+    assert parent.data.metrics["trials_complete"] == 1 and parent.data.metrics["best_val_accuracy"] == 0.8
+
+    study.tell(second, 0.9)  # worker B stops last
+    parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.info.end_time
+    assert parent.data.metrics["trials_complete"] == 2 and parent.data.metrics["best_val_accuracy"] == 0.9
+    assert parent.data.tags["best_trial"] == "1"
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_a_failed_sweep_ends_the_parent_even_with_trials_running(new_sweep, tmp_path):
+    space = new_sweep("parent-failed")
+    space.dir.mkdir(parents=True)
+    study = optuna.create_study(study_name="failed", storage=space.storage(), direction="maximize")
+    client = space.client()
+    experiment_id = client.create_experiment("sweeplab", artifact_location=f"{space.root}/mlruns")
+    parent_id = parent_run.attach(client, experiment_id, study, True, {}, {"sweeplab.kind": "study"})
+    results = tmp_path / "optimization_results.yaml"
+    results.write_text("best: {}\n")
+    study.ask()  # still RUNNING in another worker
+    parent_run.finish(client, parent_id, study, results, [], "FAILED")
+    assert client.get_run(parent_id).info.status == "FAILED"
