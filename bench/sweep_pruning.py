@@ -1,10 +1,12 @@
 """Pruning pays: the same seeded sweep with and without a pruner, and sequential vs 2 parallel trials.
 
-    python bench/sweep_pruning.py [--trials 20] [--epochs 8] [--pruner hyperband]
+    python bench/sweep_pruning.py [--trials 20] [--epochs 8] [--pruner hyperband] [--seeds 42 7 1]
 
-Prints total epochs trained, wall time and best validation accuracy of each sweep, and their ratios.
+For each seed (which seeds the sampler, the validation split, weight init and shuffling), runs the sweep without
+and with the pruner and prints total epochs trained, wall time and best validation accuracy, then the means.
 """
 import argparse
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -17,21 +19,37 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--pruner", default="hyperband")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     parser.add_argument("--parallel-trials", type=int, default=10, help="trials in the sequential/parallel pair")
+    parser.add_argument("--skip-parallel", action="store_true")
     args = parser.parse_args()
     common = [f"dataset={args.dataset}", f"epochs={args.epochs}", f"hydra.sweeper.n_trials={args.trials}"]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        plain = run_sweep("no-pruner", work, [*common, "hydra/sweeper/pruner=none"])
-        pruned = run_sweep("pruner", work, [*common, f"hydra/sweeper/pruner={args.pruner}"])
-        print(f"\n{args.trials} trials × up to {args.epochs} epochs on {args.dataset}, seeded TPE")
-        print("| sweep | epochs trained | wall time (s) | best val accuracy | complete / pruned |")
-        print("|---|---|---|---|---|")
-        for r in (plain, pruned):
-            label = "no pruner" if r is plain else f"{args.pruner} pruner"
-            print(f"| {label} | {r['epochs']} | {r['wall_s']:.0f} | {r['best']:.4f} | {r['complete']} / {r['pruned']} |")
-        print(f"| ratio (no pruner / pruner) | {plain['epochs'] / pruned['epochs']:.2f}× | "
-              f"{plain['wall_s'] / pruned['wall_s']:.2f}× | {100 * (pruned['best'] - plain['best']):+.2f} pp | |")
+        for seed in args.seeds:
+            plain = run_sweep(f"no-pruner-{seed}", work, [*common, f"seed={seed}", "hydra/sweeper/pruner=none"])
+            pruned = run_sweep(f"pruner-{seed}", work, [*common, f"seed={seed}", f"hydra/sweeper/pruner={args.pruner}"])
+            rows.append((seed, plain, pruned))
+            print(f"seed {seed}: no pruner {plain['epochs']} epochs, best {plain['best']:.4f}; "
+                  f"{args.pruner} {pruned['epochs']} epochs, best {pruned['best']:.4f}", flush=True)
+        print(f"\n{args.trials} trials × up to {args.epochs} epochs on {args.dataset}, seeded TPE, "
+              f"{args.pruner} pruner vs none")
+        print("| seed | epochs: none / pruner | ratio | wall s: none / pruner | ratio | best val: none / pruner "
+              "| difference | pruner: complete / pruned |")
+        print("|---|---|---|---|---|---|---|---|")
+        for seed, plain, pruned in rows:
+            print(f"| {seed} | {plain['epochs']} / {pruned['epochs']} | {plain['epochs'] / pruned['epochs']:.2f}× | "
+                  f"{plain['wall_s']:.0f} / {pruned['wall_s']:.0f} | {plain['wall_s'] / pruned['wall_s']:.2f}× | "
+                  f"{plain['best']:.4f} / {pruned['best']:.4f} | {100 * (pruned['best'] - plain['best']):+.2f} pp | "
+                  f"{pruned['complete']} / {pruned['pruned']} |")
+        mean = lambda key, which: statistics.mean(r[which][key] for r in rows)  # noqa: E731
+        print(f"| mean | {mean('epochs', 1):.0f} / {mean('epochs', 2):.0f} | "
+              f"{mean('epochs', 1) / mean('epochs', 2):.2f}× | {mean('wall_s', 1):.0f} / {mean('wall_s', 2):.0f} | "
+              f"{mean('wall_s', 1) / mean('wall_s', 2):.2f}× | {mean('best', 1):.4f} / {mean('best', 2):.4f} | "
+              f"{100 * (mean('best', 2) - mean('best', 1)):+.2f} pp | |")
+        if args.skip_parallel:
+            return
 
         few = [f"dataset={args.dataset}", "epochs=3", f"hydra.sweeper.n_trials={args.parallel_trials}"]
         sequential = run_sweep("sequential", work, [*few, "hydra.sweeper.n_jobs=2"])

@@ -81,13 +81,14 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
             values = {k: v for k, v in vars(metrics).items() if k != "epoch"}
             run.metrics(values, step=metrics.epoch)
         if link:
-            link.report(metrics.epoch, metrics.val_accuracy)
+            # The best validation accuracy so far: the trial's own objective, so a one-epoch dip does not prune it.
+            link.report(metrics.epoch, max(m.val_accuracy for m in trained))
 
     try:
         with link or nullcontext():
             history = fit(
                 model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size,
-                seed=settings.seed, progress=settings.progress, on_epoch=on_epoch,
+                seed=settings.seed, progress=settings.progress, on_epoch=on_epoch, cuda_graph=settings.cuda_graph,
             )
         model.load_state_dict(history.best_state)
         test_loss, test_accuracy = evaluate(model, *splits.test)

@@ -15,6 +15,7 @@ class JobSettings:
     epochs: int
     seed: int
     device: torch.device
+    cuda_graph: bool
     threads: int
     data_dir: Path
     extra_data_dirs: tuple[Path, ...]
@@ -31,6 +32,7 @@ class JobSettings:
             epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),
             seed=check_integer(cfg.seed, "seed", 0, "e.g. seed=42"),
             device=pick_device(str(cfg.device)),
+            cuda_graph=check_bool(cfg.cuda_graph, "cuda_graph"),
             threads=check_integer(cfg.threads, "threads", 0, "0 = all cores"),
             data_dir=resolve(cfg.data_dir),
             extra_data_dirs=tuple(resolve(d) for d in cfg.extra_data_dirs),

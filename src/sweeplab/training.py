@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sweeplab.cuda_graph import GraphedStep, prepare_optimizer
 from sweeplab.data import Splits, batches
 from sweeplab.errors import SweeplabError
 
@@ -50,43 +51,54 @@ def fit(
     seed: int,
     progress: bool = True,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
+    cuda_graph: bool = True,
 ) -> History:
     """Train with NLLLoss (the model ends in LogSoftmax); keep the weights of the best validation epoch.
 
-    Each epoch shuffles the indices once and slices batches from the tensors that hold the whole split. Per-step
-    results stay on the device (a running loss sum, each batch's predictions written into one buffer): the host
-    waits for the device once per epoch, never per step.
+    Each epoch shuffles the indices once and gathers each batch from the tensors that hold the whole split. Per-step
+    results stay on the device (running sums of loss and correct predictions): the host waits for the device once
+    per epoch, never per step. On a GPU, with ``cuda_graph``, each full batch's step is one CUDA graph replay.
     """
     shuffle = torch.Generator().manual_seed(seed)
     history = History()
     images, labels = splits.train
     count = len(labels)
     device = images.device
-    predictions = torch.empty(count, dtype=torch.long, device=device)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    # Running sums on the device: the host reads them once per epoch. They live as long as fit, so that a
+    # captured CUDA graph can keep adding into them.
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+
+    def step(index: torch.Tensor) -> None:
+        x, y = images.index_select(0, index), labels.index_select(0, index)
+        for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
+            p.grad = None
+        output = model(x)
+        loss = nn.functional.nll_loss(output, y)
+        loss.backward()
+        optimizer.step()
+        loss_sum.add_(loss.detach(), alpha=len(index))
+        correct.add_((output.detach().argmax(1) == y).sum())
+
+    full_batch_step = step
+    if cuda_graph and device.type == "cuda":
+        prepare_optimizer(optimizer)
+        full_batch_step = GraphedStep(step, batch_size, device)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(count, generator=shuffle).to(device)
-        epoch_labels = labels[order]  # labels in this epoch's order: each batch's labels are a plain slice
-        loss_sum = torch.zeros((), device=device)
+        loss_sum.zero_()
+        correct.zero_()
         starts = range(0, count, batch_size)
         for start in tqdm(starts, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None if progress else True):
-            stop = min(start + batch_size, count)
-            x = images.index_select(0, order[start:stop])
-            y = epoch_labels[start:stop]
-            for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
-                p.grad = None
-            output = model(x)
-            loss = nn.functional.nll_loss(output, y)
-            loss.backward()
-            optimizer.step()
-            loss_sum.add_(loss.detach(), alpha=stop - start)
-            torch.argmax(output.detach(), 1, out=predictions[start:stop])
+            index = order[start:start + batch_size]
+            (full_batch_step if len(index) == batch_size else step)(index)
         train_loss = loss_sum.item() / count
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}; lower optimizer.lr")
-        train_accuracy = (predictions == epoch_labels).sum().item() / count
+        train_accuracy = correct.item() / count
         val_loss, val_accuracy = evaluate(model, *splits.val)
         metrics = EpochMetrics(epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.perf_counter() - started)
         if not history.epochs or val_accuracy > history.best.val_accuracy:

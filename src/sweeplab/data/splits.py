@@ -1,4 +1,4 @@
-"""Whole splits held as tensors, and batches sliced from them by shuffled indices (no per-sample work)."""
+"""Whole splits held as tensors, and batches sliced from them (no per-sample work)."""
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -36,14 +36,7 @@ def make_splits(train, test, val_size: int, seed: int) -> Splits:
     return Splits(train=(images[fit], labels[fit]), val=(images[val], labels[val]), test=test)
 
 
-def batches(images, labels, batch_size: int, generator: torch.Generator | None = None) -> Iterator:
-    """Yield (images, labels) batches; shuffled when a generator is given, the last batch may be short."""
-    count = len(labels)
-    if generator is None:
-        for start in range(0, count, batch_size):
-            yield images[start : start + batch_size], labels[start : start + batch_size]
-        return
-    order = torch.randperm(count, generator=generator).to(images.device)
-    labels = labels[order]
-    for start in range(0, count, batch_size):
-        yield images.index_select(0, order[start : start + batch_size]), labels[start : start + batch_size]
+def batches(images, labels, batch_size: int) -> Iterator:
+    """Yield (images, labels) batches in order; the last batch may be short. (Training shuffles in ``fit``.)"""
+    for start in range(0, len(labels), batch_size):
+        yield images[start : start + batch_size], labels[start : start + batch_size]

@@ -49,7 +49,7 @@ class TrialLink:
     def report(self, epoch: int, value: float) -> None:
         self.trial.report(value, epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} (val_accuracy {value:.4f})")
+            raise optuna.TrialPruned(f"pruned after epoch {epoch} (best val_accuracy {value:.4f})")
 
     def remember(self, output_dir, run_id: str | None) -> None:
         self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))

@@ -1,0 +1,44 @@
+"""On a GPU, training steps replay one CUDA graph: the same weights and metrics as launching them one by one.
+
+These need CUDA and are skipped without it; they were run on the GPU machine (see README, "On a GPU")."""
+import logging
+
+import pytest
+import torch
+
+from sweeplab.data import Splits
+from sweeplab.model import FeedForwardNet
+from sweeplab.training import fit
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def random_splits(count: int) -> Splits:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(count, 1, 28, 28, generator=generator)
+    labels = torch.randint(0, 10, (count,), generator=generator)
+    return Splits(train=(images, labels), val=(images[:256], labels[:256]), test=(images[:256], labels[:256]))
+
+
+def train(splits: Splits, cuda_graph: bool, optimizer: str):
+    torch.manual_seed(0)
+    model = FeedForwardNet(784, 10, 64).cuda()
+    make = {"adam": lambda p: torch.optim.Adam(p, lr=1e-3, fused=True),
+            "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, fused=True)}[optimizer]
+    history = fit(model, make(model.parameters()), splits.to(torch.device("cuda")), epochs=3, batch_size=64, seed=1,
+                  progress=False, cuda_graph=cuda_graph)
+    return model, history
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_graph_steps_match_eager_steps(optimizer, caplog):
+    splits = random_splits(1000)  # 15 full batches and a short one per epoch: both paths every epoch
+    eager_model, eager = train(splits, False, optimizer)
+    with caplog.at_level(logging.INFO, logger="sweeplab.cuda_graph"):
+        graph_model, graphed = train(splits, True, optimizer)
+    assert "captured as a CUDA graph" in caplog.text
+    for a, b in zip(eager.epochs, graphed.epochs):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
+        assert a.train_accuracy == b.train_accuracy and a.val_accuracy == b.val_accuracy
+    for name, value in eager_model.state_dict().items():
+        torch.testing.assert_close(graph_model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
