@@ -60,3 +60,9 @@ def test_unknown_group_option_is_one_line_with_the_choices(workspace):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: dataset=imagenet does not exist: choose one of digits, fashion_mnist, mnist"
     assert not workspace.out.exists() and workspace.runs() == []
+
+
+def test_two_hydra_commands_are_one_line(workspace):
+    result = workspace.train("-m", "--cfg", "hydra")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: use only one of --run, --multirun") and len(result.stderr.splitlines()) == 1

@@ -84,12 +84,16 @@ def _check_writable(path: Path, key: str) -> None:
 def main() -> None:
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
-    overrides = get_args_parser().parse_args().overrides
-    if overrides:
+    args = get_args_parser().parse_args()
+    if args.run + args.multirun + (args.cfg is not None) + (args.info is not None) + args.shell_completion > 1:
+        sys.stderr.write("error: use only one of --run, --multirun (-m), --cfg, --info, --shell-completion; "
+                         "e.g. `python train.py hydra/sweeper=optuna --cfg hydra` to see a sweep's config\n")
+        sys.exit(2)
+    if args.overrides:
         from sweeplab.overrides import check_overrides
 
         try:
-            check_overrides(str(CONF_DIR), overrides)
+            check_overrides(str(CONF_DIR), args.overrides)
         except SweeplabError as error:
             sys.stderr.write(f"error: {error}\n")
             sys.exit(2)

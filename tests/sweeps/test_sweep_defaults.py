@@ -35,6 +35,7 @@ def test_default_search_space_in_config():
     assert sweeper["direction"] == "maximize"
     assert sweeper["n_trials"] == 20
     assert sweeper["sampler"]["_target_"] == "optuna.samplers.TPESampler"
+    assert sweeper["sampler"]["multivariate"] is True and sweeper["sampler"]["constant_liar"] is True
     assert sweeper["params"]["batch_size"].replace(" ", "") == "choice(16,32,64,128,256,512)"
     assert sweeper["params"]["optimizer.lr"].replace(" ", "") == "tag(log,interval(1e-4,1e-1))"
     assert sweeper["pruner"]["_target_"] == "optuna.pruners.NopPruner"

@@ -8,13 +8,21 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
-from hydra_plugins.hydra_optuna_sweeper.config import Direction, OptunaSweeperConf
+from hydra_plugins.hydra_optuna_sweeper.config import Direction, OptunaSweeperConf, TPESamplerConfig
 
 # The notes' guidance: batch sizes in powers of two, and a learning rate searched on a log scale.
 DEFAULT_SEARCH_SPACE = {
     "batch_size": "choice(16, 32, 64, 128, 256, 512)",
     "optimizer.lr": "tag(log, interval(1e-4, 1e-1))",
 }
+
+
+@dataclass
+class SweeplabTPESamplerConf(TPESamplerConfig):
+    # Batch size and learning rate interact (a larger batch wants a larger step): model them jointly.
+    multivariate: bool = True
+    # Trials that run at the same time (n_jobs, several workers) are proposed apart, not alike.
+    constant_liar: bool = True
 
 
 @dataclass
@@ -68,6 +76,7 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
 
 store = ConfigStore.instance()
 store.store(group="hydra/sweeper", name="optuna", node=SweeplabOptunaSweeperConf, provider="sweeplab", replace=True)
+store.store(group="hydra/sweeper/sampler", name="tpe", node=SweeplabTPESamplerConf, provider="sweeplab", replace=True)
 for name, node in {
     "none": NopPrunerConf,
     "median": MedianPrunerConf,
