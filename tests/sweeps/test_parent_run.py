@@ -6,15 +6,21 @@ from optuna.trial import TrialState
 from sweeplab.sweep import parent_run
 
 
-def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
-    space = new_sweep("parent-two-workers")
+def new_study_with_parent(new_sweep, tmp_path, name: str):
+    """A journal study and its parent run in a fresh MLflow store, and a results file for finish() to log."""
+    space = new_sweep(name)
     space.dir.mkdir(parents=True)
-    study = optuna.create_study(study_name="two-workers", storage=space.storage(), direction="maximize")
+    study = optuna.create_study(study_name=name, storage=space.storage(), direction="maximize")
     client = space.client()
     experiment_id = client.create_experiment("sweeplab", artifact_location=f"{space.root}/mlruns")
     parent_id = parent_run.attach(client, experiment_id, study, True, {"n_trials": 2}, {"sweeplab.kind": "study"})
     results = tmp_path / "optimization_results.yaml"
     results.write_text("best: {}\n")
+    return study, client, parent_id, results
+
+
+def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
+    study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "two-workers")
 
     first = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
     second = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
@@ -34,14 +40,7 @@ def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
 
 
 def test_a_failed_sweep_ends_the_parent_even_with_trials_running(new_sweep, tmp_path):
-    space = new_sweep("parent-failed")
-    space.dir.mkdir(parents=True)
-    study = optuna.create_study(study_name="failed", storage=space.storage(), direction="maximize")
-    client = space.client()
-    experiment_id = client.create_experiment("sweeplab", artifact_location=f"{space.root}/mlruns")
-    parent_id = parent_run.attach(client, experiment_id, study, True, {}, {"sweeplab.kind": "study"})
-    results = tmp_path / "optimization_results.yaml"
-    results.write_text("best: {}\n")
+    study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "failed")
     study.ask()  # still RUNNING in another worker
     parent_run.finish(client, parent_id, study, results, [], "FAILED")
     assert client.get_run(parent_id).info.status == "FAILED"
