@@ -47,6 +47,23 @@ def test_joblib_launcher_runs_parallel_trials(new_sweep):
     assert parent.data.metrics["trials_complete"] == 2
 
 
+def test_a_slow_trial_does_not_hold_up_the_other_slot(new_sweep):
+    """Each of the n_jobs slots asks for its next trial as soon as its last one ends: while trial 0 trains for 400
+    epochs, the other slot runs trials 1, 2 and 3 (run in batches of two, trials 2 and 3 would wait for trial 0)."""
+    space = new_sweep("joblib-slots")
+    code, out, err = space.run(
+        "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.custom_search_space=tests.sweeps.search_spaces.slow_first_trial", without=("epochs",),
+    )
+    assert code == 0, err[-3000:]
+    trials = space.study().trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert [t.params["epochs"] for t in trials] == [400, 1, 1, 1]
+    assert trials[3].datetime_start < trials[0].datetime_complete, [(t.datetime_start, t.datetime_complete)
+                                                                     for t in trials]
+    assert [d.name for d in space.job_dirs()] == ["0", "1", "2", "3"]
+
+
 def test_basic_sweeper_grid_is_unaffected(new_sweep):
     space = new_sweep("basic")
     code, out, err = space.run("batch_size=32,64", "epochs=1", optuna_sweeper=False)

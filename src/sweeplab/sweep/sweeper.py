@@ -8,8 +8,10 @@ import functools
 import logging
 import math
 import sys
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -61,35 +63,17 @@ class StudySweeper(OptunaSweeperImpl):
 
         if hasattr(plan["storage"], "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
             plan["storage"].heartbeat_stale_trial_callback = on_failed
-        began, failures = time.monotonic(), 0
+        began = time.monotonic()
         log.info("Study %s in %s: %d of %d trials started", study.study_name, plan["storage_hint"],
                  started(study), self.n_trials)
-        while True:
-            reap_dead_trials(study, on_failed)
-            to_go = self.n_trials - started(study)
-            if to_go <= 0:
-                break
-            trials = self._within_total(study, [_ask(study) for _ in range(min(self.n_jobs, to_go))])
-            if not trials:
-                continue
-            for trial in trials:
-                claim(trial)
-            overrides = self._configure_trials(trials, *plan["space"])
-            overrides = [list(o) + self._link_overrides(t, plan) for o, t in zip(overrides, trials)]
-            # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
-            with Heartbeat(plan["storage"], [t._trial_id for t in trials]):
-                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
-            for trial, ret in zip(trials, returns):
-                if self._tell(study, trial, ret) == TrialState.FAIL:
-                    failures += 1
-                    on_failed(study, study.get_trials(deepcopy=False)[trial.number])
-            if failures > self.max_failure_rate * self.n_trials:
-                self._finish(study, plan, parent_id, began, "FAILED")
-                sys.stderr.write(
-                    f"error: {failures} trials failed, more than max_failure_rate={self.max_failure_rate} of "
-                    f"n_trials={self.n_trials}; stopped. Reasons are in each trial's log under {plan['sweep_dir']}\n"
-                )
-                sys.exit(1)
+        failures = self._run_trials(study, plan, on_failed)
+        if failures > self.max_failure_rate * self.n_trials:
+            self._finish(study, plan, parent_id, began, "FAILED")
+            sys.stderr.write(
+                f"error: {failures} trials failed, more than max_failure_rate={self.max_failure_rate} of "
+                f"n_trials={self.n_trials}; stopped. Reasons are in each trial's log under {plan['sweep_dir']}\n"
+            )
+            sys.exit(1)
         self._finish(study, plan, parent_id, began, "FINISHED" if best_trial(study) else "FAILED")
         if best_trial(study) is None:
             reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in study.trials if t.state == TrialState.FAIL}
@@ -98,6 +82,59 @@ class StudySweeper(OptunaSweeperImpl):
                 f"(failure reasons: {'; '.join(sorted(str(r) for r in reasons))})\n"
             )
             sys.exit(1)
+
+    def _run_trials(self, study: optuna.Study, plan: dict, on_failed) -> int:
+        """Run trials until the study holds n_trials or too many have failed; return the failures.
+
+        Up to `_slots()` trials run at once, and each slot asks for its next trial as soon as its last one ends, so
+        a slow trial never holds a finished slot idle (the official sweeper waits for a whole batch of n_jobs).
+        """
+        lock = threading.Lock()  # asking, telling and counting happen one slot at a time
+        failures, stop = 0, False
+
+        def next_trial():
+            with lock:
+                while not stop:
+                    reap_dead_trials(study, on_failed)
+                    if started(study) >= self.n_trials:
+                        return None
+                    trials = self._within_total(study, [_ask(study)])
+                    if trials:
+                        claim(trials[0])
+                        overrides = self._configure_trials(trials, *plan["space"])[0]
+                        return trials[0], list(overrides) + self._link_overrides(trials[0], plan)
+                return None
+
+        def run_slot() -> None:
+            nonlocal failures, stop
+            while (job := next_trial()) is not None:
+                trial, overrides = job
+                # This process keeps its trial alive too: one that dies before (or while) its job runs goes stale.
+                with Heartbeat(plan["storage"], [trial._trial_id]):
+                    (ret,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+                with lock:
+                    if self._tell(study, trial, ret) == TrialState.FAIL:
+                        failures += 1
+                        on_failed(study, study.get_trials(deepcopy=False)[trial.number])
+                    stop = stop or failures > self.max_failure_rate * self.n_trials
+
+        slots = self._slots()
+        if slots == 1:
+            run_slot()
+        else:
+            with ThreadPoolExecutor(slots, thread_name_prefix="trial-slot") as pool:
+                for done in [pool.submit(run_slot) for _ in range(slots)]:
+                    done.result()
+        return failures
+
+    def _slots(self) -> int:
+        """Trials launched at the same time: n_jobs, except with the basic launcher, which runs jobs in this process
+        (Hydra's job setup is process-global, so those run one after another)."""
+        launcher = self.config.hydra.launcher
+        if str(launcher.get("_target_", "")).endswith("BasicLauncher"):
+            return 1
+        limit = launcher.get("n_jobs")
+        return min(self.n_jobs, limit) if isinstance(limit, int) and limit > 0 else self.n_jobs
 
     def _within_total(self, study: optuna.Study, trials: list[optuna.Trial]) -> list[optuna.Trial]:
         """Workers that counted the study at the same moment may ask for more trials than the total between them.
@@ -219,11 +256,9 @@ class StudySweeper(OptunaSweeperImpl):
 
     def _parallel_trials(self) -> int:
         """How many trials share this machine's cores at once."""
-        launcher = self.config.hydra.launcher
-        if str(launcher.get("_target_", "")).endswith(("BasicLauncher", "SlurmLauncher")):
-            return 1  # one at a time here, or each trial on its own SLURM allocation (cpus_per_task)
-        limit = launcher.get("n_jobs")
-        return min(self.n_jobs, limit) if isinstance(limit, int) and limit > 0 else self.n_jobs
+        if str(self.config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
+            return 1  # each trial on its own SLURM allocation (cpus_per_task)
+        return self._slots()
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret) -> TrialState:
         outcome = ret._return_value
