@@ -8,21 +8,23 @@ from hydra._internal.config_repository import ConfigRepository
 from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
-from hydra.errors import HydraException, OverrideParseException
+from hydra.errors import HydraException
 
 from sweeplab.errors import ConfigError
 
 
 def check_overrides(config_dir: str, overrides: list[str]) -> None:
     """Raise ConfigError for the first override that does not parse or names a missing group option."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except OverrideParseException as error:
-        reason = str(error).splitlines()[1:2] or ["not valid override grammar"]
-        bad = next((o for o in overrides if _fails_to_parse(o)), " ".join(overrides))
-        raise ConfigError(
-            f"cannot read the override {bad!r}: {reason[0]} (see https://hydra.cc/docs/advanced/override_grammar/basic)"
-        ) from None
+    parser = OverridesParser.create()
+    parsed = []
+    for text in overrides:
+        try:
+            parsed.append(parser.parse_override(text))
+        except HydraException as error:
+            reason = str(error).splitlines()[-1] if str(error) else "not valid override grammar"
+            raise ConfigError(
+                f"cannot read the override {text!r}: {reason} (see https://hydra.cc/docs/advanced/override_grammar/basic)"
+            ) from None
     repository = ConfigRepository(create_config_search_path(config_dir))
     for override in parsed:
         group = override.key_or_group
@@ -44,11 +46,3 @@ def _named_options(override: Override) -> list[str]:
     if isinstance(sweep, ChoiceSweep):
         return [str(v) for v in sweep.list if isinstance(v, str)]
     return []
-
-
-def _fails_to_parse(override: str) -> bool:
-    try:
-        OverridesParser.create().parse_override(override)
-    except HydraException:  # parse_override raises the plain kind, parse_overrides the OverrideParseException
-        return True
-    return False

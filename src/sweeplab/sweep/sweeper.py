@@ -67,7 +67,7 @@ class StudySweeper(OptunaSweeperImpl):
         log.info("Study %s in %s: %d of %d trials started", study.study_name, plan["storage_hint"],
                  started(study), self.n_trials)
         failures = self._run_trials(study, plan, on_failed)
-        if failures > self.max_failure_rate * self.n_trials:
+        if self._too_many_failures(failures):
             self._finish(study, plan, parent_id, began, "FAILED")
             sys.stderr.write(
                 f"error: {failures} trials failed, more than max_failure_rate={self.max_failure_rate} of "
@@ -116,7 +116,7 @@ class StudySweeper(OptunaSweeperImpl):
                     if self._tell(study, trial, ret) == TrialState.FAIL:
                         failures += 1
                         on_failed(study, study.get_trials(deepcopy=False)[trial.number])
-                    stop = stop or failures > self.max_failure_rate * self.n_trials
+                    stop = stop or self._too_many_failures(failures)
 
         slots = self._slots()
         if slots == 1:
@@ -126,6 +126,9 @@ class StudySweeper(OptunaSweeperImpl):
                 for done in [pool.submit(run_slot) for _ in range(slots)]:
                     done.result()
         return failures
+
+    def _too_many_failures(self, failures: int) -> bool:
+        return failures > self.max_failure_rate * self.n_trials
 
     def _slots(self) -> int:
         """Trials launched at the same time: n_jobs, except with the basic launcher, which runs jobs in this process
