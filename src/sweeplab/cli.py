@@ -81,6 +81,20 @@ def _check_writable(path: Path, key: str) -> None:
         raise SystemExit(2)  # a BaseException: Hydra's callback runner lets it through
 
 
+def _whole_config_for_hydra_node(argv: list[str], package: str | None) -> list[str]:
+    """`--cfg hydra --resolve` resolves the hydra node after Hydra has dropped the job's keys, so the values built
+    from them (the study name, the sweep folder) cannot resolve. `--cfg all -p hydra` shows the same node, resolved
+    within the whole config."""
+    rewritten = []
+    for i, arg in enumerate(argv):
+        if arg in ("--cfg=hydra", "-chydra"):
+            arg = arg[:-len("hydra")] + "all"
+        elif arg == "hydra" and i and argv[i - 1] in ("--cfg", "-c"):
+            arg = "all"
+        rewritten.append(arg)
+    return rewritten + (["--package", "hydra"] if package in (None, "_global_") else [])
+
+
 def main() -> None:
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
@@ -89,6 +103,8 @@ def main() -> None:
         sys.stderr.write("error: use only one of --run, --multirun (-m), --cfg, --info, --shell-completion; "
                          "e.g. `python train.py hydra/sweeper=optuna --cfg hydra` to see a sweep's config\n")
         sys.exit(2)
+    if args.cfg == "hydra" and args.resolve:
+        sys.argv = _whole_config_for_hydra_node(sys.argv, args.package)
     if args.overrides:
         from sweeplab.overrides import check_overrides
 

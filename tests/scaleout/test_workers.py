@@ -1,4 +1,5 @@
 """Several workers, one study: PostgreSQL coordinates the trials, one MLflow server records them, under faults."""
+import multiprocessing
 import os
 import shutil
 import signal
@@ -12,10 +13,12 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sqlalchemy.engine import make_url
 
+from sweeplab.sweep import parent_run
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.study import WORKER_ATTR, reap_dead_trials, started
 from sweeplab.sweep.sweeper import StudySweeper
@@ -217,3 +220,26 @@ def test_postgres_restart_mid_sweep_loses_no_trial(study, servers):
         study._storage = None
         services.stop(server)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def claim_best_model(tracking_uri: str, run_id: str, ready, claims) -> None:
+    """One worker, stopping: may it log the best trial's model?"""
+    client = MlflowClient(tracking_uri)
+    ready.wait()  # all workers at the same moment
+    claims.put(parent_run._claim_model(client, run_id, 3))
+
+
+def test_of_workers_stopping_together_one_logs_the_best_model(servers):
+    client = MlflowClient(servers.mlflow)
+    experiment_id = client.create_experiment(f"claim-{uuid.uuid4().hex[:8]}")
+    run_id = client.create_run(experiment_id).info.run_id
+    processes = multiprocessing.get_context("spawn")
+    ready, claims = processes.Barrier(4), processes.Queue()
+    workers = [processes.Process(target=claim_best_model, args=(servers.mlflow, run_id, ready, claims))
+               for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert sorted(claims.get(timeout=5) for _ in workers) == [False, False, False, True]
+    assert list(client.get_run(run_id).data.params) == ["best_model.trial_3.logged_by"]

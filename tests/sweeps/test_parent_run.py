@@ -1,9 +1,18 @@
 """The parent run with several workers: a worker that stops while another worker's trial still runs leaves the
-parent RUNNING; the worker that stops last ends it FINISHED with the whole study in it."""
+parent RUNNING; the worker that stops last ends it FINISHED with the whole study in it; workers that stop at the
+same moment log the best model once."""
+import multiprocessing
+from pathlib import Path
+
 import optuna
+import torch
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from sweeplab.sweep import parent_run
+from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR
 
 
 def new_study_with_parent(new_sweep, tmp_path, name: str):
@@ -16,11 +25,11 @@ def new_study_with_parent(new_sweep, tmp_path, name: str):
     parent_id = parent_run.attach(client, experiment_id, study, True, {"n_trials": 2}, {"sweeplab.kind": "study"})
     results = tmp_path / "optimization_results.yaml"
     results.write_text("best: {}\n")
-    return study, client, parent_id, results
+    return space, study, client, parent_id, results
 
 
 def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
-    study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "two-workers")
+    space, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "two-workers")
 
     first = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
     second = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
@@ -40,7 +49,56 @@ def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
 
 
 def test_a_failed_sweep_ends_the_parent_even_with_trials_running(new_sweep, tmp_path):
-    study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "failed")
+    space, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "failed")
     study.ask()  # still RUNNING in another worker
     parent_run.finish(client, parent_id, study, results, [], "FAILED")
     assert client.get_run(parent_id).info.status == "FAILED"
+
+
+def saved_job_dir(tmp_path):
+    """A job folder as a finished trial leaves it: its config and its weights (best.pt)."""
+    from omegaconf import OmegaConf
+
+    from sweeplab.job import WEIGHTS_FILE, build_model
+    from tests.conftest import compose
+
+    job_dir = tmp_path / "trial-0"
+    (job_dir / ".hydra").mkdir(parents=True)
+    cfg = compose("dataset=digits", "model.width=16")
+    OmegaConf.save(cfg, job_dir / ".hydra" / "config.yaml")
+    model = build_model(cfg, in_features=64, num_classes=10)
+    torch.save({"state_dict": model.state_dict(), "input_shape": [1, 8, 8], "in_features": 64, "num_classes": 10},
+               job_dir / WEIGHTS_FILE)
+    return job_dir
+
+
+def stop_worker(journal: str, study_name: str, tracking_uri: str, parent_id: str, results: str, ready) -> None:
+    """What a worker process does when it stops: write the study into the parent run."""
+    storage = JournalStorage(JournalFileBackend(journal))
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    client = MlflowClient(tracking_uri)
+    ready.wait()  # both workers stop at the same moment
+    parent_run.finish(client, parent_id, study, Path(results), [], "FINISHED")
+
+
+def test_workers_that_stop_together_log_the_best_model_once(new_sweep, tmp_path):
+    space, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "together")
+    trial = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32])})
+    trial.set_user_attr(OUTPUT_DIR_ATTR, str(saved_job_dir(tmp_path)))
+    study.tell(trial, 0.9)
+    processes = multiprocessing.get_context("spawn")
+    ready = processes.Barrier(2)
+    workers = [
+        processes.Process(target=stop_worker,
+                          args=(str(space.journal), "together", space.uri, parent_id, str(results), ready))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    logged = [m for m in client.search_logged_models([experiment_id]) if m.source_run_id == parent_id]
+    assert len(logged) == 1, logged
+    assert client.get_run(parent_id).data.tags[parent_run.MODEL_TRIAL_TAG] == "0"

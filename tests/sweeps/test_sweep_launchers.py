@@ -103,5 +103,9 @@ def test_basic_sweeper_config_has_no_optuna_keys():
     # a grid sweep gets a new timestamped folder each time; an Optuna study keeps one folder named after it
     basic_dir = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir"))
     assert re.search(r"/multirun/\d{4}-\d{2}-\d{2}/\d{2}-\d{2}-\d{2}$", basic_dir), basic_dir
-    optuna_dir = yaml.safe_load(cfg("--cfg", "all", "--resolve", "-p", "hydra.sweep.dir", "hydra/sweeper=optuna"))
+    optuna_dir = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir", "hydra/sweeper=optuna"))
     assert optuna_dir.endswith("/multirun/mnist-ffn256-adam-10ep"), optuna_dir
+    # the whole hydra node resolves too, although the study name is built from the job's keys
+    hydra_node = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "hydra/sweeper=optuna", "epochs=3"))
+    assert hydra_node["sweeper"]["study_name"] == "mnist-ffn256-adam-3ep"
+    assert hydra_node["sweep"]["dir"].endswith("/multirun/mnist-ffn256-adam-3ep")

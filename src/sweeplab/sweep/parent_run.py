@@ -1,11 +1,17 @@
 """The study's MLflow parent run: created once by the process that created the study, found again by every
 other worker and on every resume (its id lives in the study's user attributes)."""
 import logging
+import os
+import socket
 import time
+import uuid
 from pathlib import Path
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from sweeplab.errors import first_line
 
 from sweeplab.sweep.study import best_trial, counts
 from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR
@@ -87,12 +93,25 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
         client.log_artifact(run_id, str(plot), "plots")
     run = client.get_run(run_id)
     if best and not outdated and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
-        _log_best_model(client, run_id, best)
+        if _claim_model(client, run_id, best.number):
+            _log_best_model(client, run_id, best)
     if status == "FINISHED" and n["running"]:
         # Another worker's trials are still running: the worker that stops last (it sees none running) ends the run.
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
     else:
         client.set_terminated(run_id, status)
+
+
+def _claim_model(client: MlflowClient, run_id: str, trial_number: int) -> bool:
+    """Of several workers that stop at the same moment with the same new best trial, only one may log its model.
+    MLflow params are write-once (the store refuses another value for a key), so the first to set this one wins."""
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    try:
+        client.log_param(run_id, f"best_model.trial_{trial_number}.logged_by", worker)
+        return True
+    except MlflowException as error:
+        log.info("best trial %d: another worker logs its model (%s)", trial_number, first_line(error))
+        return False
 
 
 def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
