@@ -29,7 +29,7 @@ def new_study_with_parent(new_sweep, tmp_path, name: str):
 
 
 def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
-    space, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "two-workers")
+    _, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "two-workers")
 
     first = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
     second = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
@@ -49,7 +49,7 @@ def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
 
 
 def test_a_failed_sweep_ends_the_parent_even_with_trials_running(new_sweep, tmp_path):
-    space, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "failed")
+    _, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "failed")
     study.ask()  # still RUNNING in another worker
     parent_run.finish(client, parent_id, study, results, [], "FAILED")
     assert client.get_run(parent_id).info.status == "FAILED"

@@ -12,7 +12,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweeplab.errors import first_line
-
 from sweeplab.sweep.study import best_trial, counts
 from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR
 from sweeplab.tracking import PARENT_TAG
