@@ -26,10 +26,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from omegaconf import OmegaConf
+
+from sweeplab.building import build
 from sweeplab.data import make_splits
-from sweeplab.data.sources import TorchvisionSource
 from sweeplab.model import FeedForwardNet
-from sweeplab.paths import PROJECT_ROOT
+from sweeplab.paths import CONF_DIR, PROJECT_ROOT
 from sweeplab.training import fit
 
 NOTES = (128, 1e-3)  # the notes' batch size and Adam learning rate
@@ -37,9 +39,10 @@ BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 
 
 def load(seeds, val_size, device):
-    source = TorchvisionSource("torchvision.datasets.FashionMNIST", ["/usr/share/datasets/fashion-mnist"])
-    train, test = source.load(PROJECT_ROOT / "data")
-    return {seed: make_splits(train, test, val_size, seed).to(device) for seed in seeds}
+    """Each seed's splits of Fashion-MNIST, found the way `dataset=fashion_mnist` finds it (Debian's copy, ...)."""
+    dataset = OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml")
+    train, test = build(dataset.source).load(PROJECT_ROOT / "data")
+    return {seed: make_splits(train, test, val_size or dataset.val_size, seed).to(device) for seed in seeds}
 
 
 def initial_model(seed, splits):
@@ -159,7 +162,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 256, 128, 64, 32, 16])
     parser.add_argument("--per-decade", type=int, default=8, help="learning rates per decade, 1e-4 to 1e-1")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--val-size", type=int, default=10000)
+    parser.add_argument("--val-size", type=int, help="default: the dataset config's val_size")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-check", dest="check", action="store_false")
     parser.add_argument("--jsonl", type=Path, help="also write every grid point's per-epoch accuracies here")
