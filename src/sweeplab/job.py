@@ -47,11 +47,17 @@ def load_trained_model(run_dir: Path) -> tuple[torch.nn.Module, list[int]]:
     return model.eval(), checkpoint["input_shape"]
 
 
+def _data_places(cfg: DictConfig, settings: JobSettings) -> tuple:
+    return settings.data_dir, settings.extra_data_dirs, settings.download, cfg.dataset.get("mirrors") or ()
+
+
+def fetch_dataset(cfg: DictConfig, settings: JobSettings) -> None:
+    """Find or download the dataset's files without reading them (a DataError says where it looked)."""
+    build(cfg.dataset.source).fetch(*_data_places(cfg, settings))
+
+
 def load_splits(cfg: DictConfig, settings: JobSettings):
-    source = build(cfg.dataset.source)
-    train, test = source.load(
-        settings.data_dir, settings.extra_data_dirs, settings.download, cfg.dataset.get("mirrors") or ()
-    )
+    train, test = build(cfg.dataset.source).load(*_data_places(cfg, settings))
     return make_splits(train, test, settings.val_size, settings.seed).to(settings.device)
 
 

@@ -36,6 +36,11 @@ class TorchvisionSource:
         return self.dataset_class.__name__
 
     def load(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> tuple[Pair, Pair]:
+        raw_dir = self.fetch(root, extra_dirs, download, mirrors)
+        return self._read(root, raw_dir, train=True), self._read(root, raw_dir, train=False)
+
+    def fetch(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> Path:
+        """Make sure the original files are in ``<root>/<Class>/raw`` (copied or downloaded there); return it."""
         raw_dir = root / self.name / "raw"
         looked_in = [raw_dir]
         if not self._complete(raw_dir):
@@ -49,7 +54,7 @@ class TorchvisionSource:
                 if not download:
                     raise DataError(self._missing_message(looked_in, "download=false"))
                 self._download(root, looked_in, mirrors)
-        return self._read(root, raw_dir, train=True), self._read(root, raw_dir, train=False)
+        return raw_dir
 
     def _file_names(self) -> list[str]:
         return [os.path.splitext(url)[0] for url, _md5 in self.dataset_class.resources]
@@ -118,6 +123,9 @@ class DigitsSource:
 
     def __init__(self, test_size: int = 360):
         self.test_size = test_size
+
+    def fetch(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> None:
+        """Nothing to fetch: scikit-learn ships the data."""
 
     def load(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> tuple[Pair, Pair]:
         from sklearn.datasets import load_digits

@@ -49,6 +49,7 @@ class StudySweeper(OptunaSweeperImpl):
             plan = self._plan(arguments)
             study, created = open_study(plan["name"], plan["storage"], self.sampler, self._get_directions())
         except SweeplabError as error:
+            _remove_if_empty(resolve(self.config.hydra.sweep.dir))  # Hydra made it for this sweep; nothing ran
             sys.stderr.write(f"error: {error}\n")
             sys.exit(2)
         study.set_user_attr(PRUNER_ATTR, self.pruner_spec)
@@ -172,6 +173,7 @@ class StudySweeper(OptunaSweeperImpl):
                 ) from None
         space = self._search_space(arguments)
         self._check_job_config(space[0])
+        self._fetch_data(space[0])
         self.sampler = self._build_sampler(space[0])
         self._check_pruner()
         sweep_dir = resolve(self.config.hydra.sweep.dir)
@@ -222,6 +224,16 @@ class StudySweeper(OptunaSweeperImpl):
                     JobSettings.from_config(candidate)
                 except ConfigError as error:
                     raise ConfigError(f"search space for {name} includes {value!r}: {error}") from None
+
+    def _fetch_data(self, distributions) -> None:
+        """Every trial reads the same dataset: find or download it once, here, so that a missing dataset is one line
+        before the first trial rather than a failed trial each. A search over the data itself is left to the trials."""
+        data_keys = ("dataset", "data_dir", "extra_data_dirs", "download")
+        if any(name in data_keys or name.startswith("dataset.") for name in distributions):
+            return
+        from sweeplab.job import fetch_dataset
+
+        fetch_dataset(self.config, JobSettings.from_config(self.config))
 
     def _build_sampler(self, distributions):
         sampler_config = OmegaConf.to_container(self.sampler_config, resolve=True)
@@ -338,3 +350,9 @@ class _Missing:
 def _quote(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # a study lives there already (or the folder is gone)
