@@ -102,3 +102,21 @@ def test_workers_that_stop_together_log_the_best_model_once(new_sweep, tmp_path)
     logged = [m for m in client.search_logged_models([experiment_id]) if m.source_run_id == parent_id]
     assert len(logged) == 1, logged
     assert client.get_run(parent_id).data.tags[parent_run.MODEL_TRIAL_TAG] == "0"
+
+
+def test_a_worker_that_stops_while_this_one_logs_the_model_leaves_the_parent_finished(new_sweep, tmp_path, monkeypatch):
+    space, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "overtaken")
+    mine = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32])})
+    mine.set_user_attr(OUTPUT_DIR_ATTR, str(saved_job_dir(tmp_path)))
+    study.tell(mine, 0.9)
+    theirs = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32])})  # another worker's
+    log_best_model = parent_run._log_best_model
+
+    def other_worker_stops_meanwhile(*args):
+        log_best_model(*args)  # seconds, in a real study: long enough for the other worker's last trial to end
+        study.tell(theirs, 0.5)
+        parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+
+    monkeypatch.setattr(parent_run, "_log_best_model", other_worker_stops_meanwhile)
+    parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+    assert client.get_run(parent_id).info.status == "FINISHED"

@@ -10,6 +10,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from sweeplab.errors import first_line
 from sweeplab.sweep.study import best_trial, counts
@@ -94,11 +95,20 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
     if best and not outdated and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
         if _claim_model(client, run_id, best.number):
             _log_best_model(client, run_id, best)
-    if status == "FINISHED" and n["running"]:
+    if status == "FINISHED" and _trials_running(study):
         # Another worker's trials are still running: the worker that stops last (it sees none running) ends the run.
+        # (Logging the model ended it: mlflow.start_run's context does.) The other worker may have stopped since we
+        # looked, and ended the run before this write: looking again after it closes that gap.
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        if not _trials_running(study):
+            client.set_terminated(run_id, status)
     else:
         client.set_terminated(run_id, status)
+
+
+def _trials_running(study) -> bool:
+    """Looked up afresh: the counts written above may be seconds old by now."""
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _claim_model(client: MlflowClient, run_id: str, trial_number: int) -> bool:
