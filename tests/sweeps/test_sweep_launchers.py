@@ -109,3 +109,18 @@ def test_basic_sweeper_config_has_no_optuna_keys():
     hydra_node = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "hydra/sweeper=optuna", "epochs=3"))
     assert hydra_node["sweeper"]["study_name"] == "mnist-ffn256-adam-3ep"
     assert hydra_node["sweep"]["dir"].endswith("/multirun/mnist-ffn256-adam-3ep")
+
+
+def test_job_folders_stay_in_the_study_folder_when_its_name_depends_on_a_searched_key(new_sweep):
+    """The default study name (and so the sweep folder) is built from model.width; a trial with another width must
+    still write its job folder into the study's folder, beside the journal."""
+    space = new_sweep("searched-name")
+    code, _, err = space.run(
+        "hydra.sweeper.n_trials=3", "model.width=choice(16,32)",
+        f"hydra.sweep.dir={space.root}/runs/${{hydra.sweeper.study_name}}",
+    )
+    assert code == 0, err[-3000:]
+    (study_dir,) = (space.root / "runs").iterdir()
+    assert study_dir.name == "digits-ffn256-adam-2ep"  # resolved in the sweeping process, with the default width
+    assert sorted(p.name for p in study_dir.iterdir()) == ["0", "1", "2", "optimization_results.yaml",
+                                                           "optuna.journal", "plots"]

@@ -262,6 +262,8 @@ class StudySweeper(OptunaSweeperImpl):
             f"trial.storage={_quote(plan['storage_url'])}",
             f"trial.study_name={_quote(plan['name'])}",
             f"trial.trial_id={trial._trial_id}",
+            # The study's folder as this process resolved it: the default is named after keys a trial may search.
+            f"hydra.sweep.dir={_quote(plan['sweep_dir'])}",
             f"hydra.sweep.subdir={trial.number}",  # job directory = trial number: never overwritten on resume
         ]
         parallel = self._parallel_trials()
