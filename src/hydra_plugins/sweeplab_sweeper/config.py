@@ -57,12 +57,22 @@ class HyperbandPrunerConf:
 
 
 @dataclass
+class ConfirmConf:
+    # After the search, the top_k configurations and the baseline train again on `seeds` fresh seeds each (new
+    # initial weights and batch order, the same validation split); top_k=0 switches it off.
+    top_k: int = 3
+    seeds: int = 2
+
+
+@dataclass
 class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     _target_: str = "hydra_plugins.sweeplab_sweeper.sweeper.SweeplabOptunaSweeper"
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
-    direction: Any = Direction.maximize
+    direction: Any = "${objective.direction}"  # the job's objective says which way is better
     # Same command, same study: re-running it resumes the study instead of starting another.
-    study_name: str | None = "${dataset.name}-ffn${model.width}-${hydra:runtime.choices.optimizer}-${epochs}ep"
+    study_name: str | None = (
+        "${hydra:runtime.choices.dataset}-${hydra:runtime.choices.model}-${hydra:runtime.choices.optimizer}-${epochs}ep"
+    )
     # null = a journal file in the sweep directory (safe for parallel writers on one machine);
     # postgresql://user@host/db to share the study between machines.
     storage: Any | None = None
@@ -72,6 +82,7 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     max_failure_rate: float = 0.5
     params: dict[str, str] | None = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
     pruner: Any = MISSING
+    confirm: ConfirmConf = field(default_factory=ConfirmConf)
 
 
 store = ConfigStore.instance()
