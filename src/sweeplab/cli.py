@@ -14,7 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeplab.errors import SweeplabError
-from sweeplab.paths import CONF_DIR
+from sweeplab.paths import set_project_root
 
 
 def task(cfg: DictConfig) -> float:
@@ -95,9 +95,26 @@ def _whole_config_for_hydra_node(argv: list[str], package: str | None) -> list[s
     return rewritten + (["--package", "hydra"] if package in (None, "_global_") else [])
 
 
-def main() -> None:
+def config_dir(config_path: str, caller_file: str | None) -> Path:
+    """config_path as Hydra reads it in the caller's own @hydra.main: relative to the calling script's folder."""
+    base = Path(caller_file).resolve().parent if caller_file else Path.cwd()
+    return (base / config_path).resolve()
+
+
+def register_configs() -> None:
+    """sweeplab's `hydra/sweeper=optuna`, for this process only (see sweeplab.sweep.plugin)."""
+    from sweeplab.sweep.plugin import register
+
+    register()
+
+
+def main(config_path: str = "conf", config_name: str = "config", caller_file: str | None = None) -> None:
+    """Run a sweeplab app: its primary config is `<config_path>/<config_name>.yaml`, config_path relative to the
+    calling script (caller_file), whose folder is also the project root that relative paths resolve against."""
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
+    conf = config_dir(config_path, caller_file)
+    set_project_root(Path(caller_file).resolve().parent if caller_file else Path.cwd())
     args = get_args_parser().parse_args()
     if args.run + args.multirun + (args.cfg is not None) + (args.info is not None) + args.shell_completion > 1:
         sys.stderr.write("error: use only one of --run, --multirun (-m), --cfg, --info, --shell-completion; "
@@ -105,12 +122,13 @@ def main() -> None:
         sys.exit(2)
     if args.cfg == "hydra" and args.resolve:
         sys.argv = _whole_config_for_hydra_node(sys.argv, args.package)
+    register_configs()
     if args.overrides:
         from sweeplab.overrides import check_overrides
 
         try:
-            check_overrides(str(CONF_DIR), args.overrides)
+            check_overrides(str(conf), config_name, args.overrides)
         except SweeplabError as error:
             sys.stderr.write(f"error: {error}\n")
             sys.exit(2)
-    hydra.main(config_path=str(CONF_DIR), config_name="config")(task)()
+    hydra.main(config_path=str(conf), config_name=config_name)(task)()
