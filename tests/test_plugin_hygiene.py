@@ -11,7 +11,7 @@ SPHERE = '''
 import hydra
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="config")
+@hydra.main(config_path="conf", config_name="config")
 def sphere(cfg) -> float:
     return cfg.x ** 2 + cfg.y ** 2
 

@@ -11,7 +11,7 @@ import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import SweeplabError
 from sweeplab.paths import set_project_root
@@ -102,10 +102,37 @@ def config_dir(config_path: str, caller_file: str | None) -> Path:
 
 
 def register_configs() -> None:
-    """sweeplab's `hydra/sweeper=optuna`, for this process only (see sweeplab.sweep.plugin)."""
+    """sweeplab's `hydra/sweeper=optuna`, for this process only (see sweeplab.sweep.plugin), and the resolver that
+    lists the app's config groups in `--help`."""
     from sweeplab.sweep.plugin import register
 
     register()
+    OmegaConf.register_resolver("sweeplab_config_groups", _config_groups, replace=True)
+
+
+def _config_groups(sources) -> str:
+    """`group: option, ...` lines for the app's groups in every config source, those of `hydra.searchpath` included
+    (Hydra's own $APP_CONFIG_GROUPS sees only the primary config's folder)."""
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.core.object_type import ObjectType
+
+    search_path = ConfigSearchPathImpl()
+    for source in sources:
+        search_path.append(source.provider, f"{source.schema}://{source.path}")
+    repository = ConfigRepository(search_path)
+
+    def groups(parent: str) -> list[str]:
+        found = []
+        for name in repository.get_group_options(parent, ObjectType.GROUP):
+            group = f"{parent}/{name}" if parent else name
+            found += [group] if repository.get_group_options(group, ObjectType.CONFIG) else []
+            found += groups(group)
+        return found
+
+    lines = [f"{g}: {', '.join(sorted(repository.get_group_options(g)))}" for g in sorted(groups("")) if g != "hydra"
+             and not g.startswith("hydra/")]
+    return "\n".join(lines)
 
 
 def main(config_path: str = "conf", config_name: str = "config", caller_file: str | None = None) -> None:
@@ -115,6 +142,7 @@ def main(config_path: str = "conf", config_name: str = "config", caller_file: st
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
     conf = config_dir(config_path, caller_file)
     set_project_root(Path(caller_file).resolve().parent if caller_file else Path.cwd())
+    os.environ["SWEEPLAB_APP_NAME"] = Path(caller_file).stem if caller_file else "sweeplab"
     args = get_args_parser().parse_args()
     if args.run + args.multirun + (args.cfg is not None) + (args.info is not None) + args.shell_completion > 1:
         sys.stderr.write("error: use only one of --run, --multirun (-m), --cfg, --info, --shell-completion; "
