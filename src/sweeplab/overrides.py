@@ -6,19 +6,21 @@ that names the wrong value and the choices.
 """
 import difflib
 import re
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.config_repository import ConfigRepository
 from hydra._internal.utils import create_config_search_path
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
 
 
-def check_overrides(config_dir: str, overrides: list[str]) -> None:
+def check_overrides(config_dir: str, config_name: str, overrides: list[str]) -> None:
     """Raise ConfigError for the first override that does not parse or names a missing group option."""
     parser = OverridesParser.create()
     parsed = []
@@ -30,7 +32,7 @@ def check_overrides(config_dir: str, overrides: list[str]) -> None:
             raise ConfigError(
                 f"cannot read the override {text!r}: {reason} (see https://hydra.cc/docs/advanced/override_grammar/basic)"
             ) from None
-    repository = ConfigRepository(create_config_search_path(config_dir))
+    repository = ConfigRepository(search_path(config_dir, config_name, parsed))
     for override in parsed:
         group = override.key_or_group
         if override.is_delete() or not repository.group_exists(group):
@@ -41,6 +43,22 @@ def check_overrides(config_dir: str, overrides: list[str]) -> None:
             raise ConfigError(
                 f"{group}={unknown[0]} does not exist: choose one of {', '.join(sorted(options))}"
             )
+
+
+def search_path(config_dir: str, config_name: str, parsed: list[Override]) -> ConfigSearchPath:
+    """Hydra's search path for this app: its config folder, then the primary config's `hydra.searchpath`
+    (e.g. pkg://sweeplab.conf, where sweeplab's groups live), or the command line's, as Hydra itself builds it."""
+    path = create_config_search_path(config_dir)
+    extra = next((o.value() for o in parsed if o.key_or_group == "hydra.searchpath" and not o.is_delete()), None)
+    if extra is None:
+        primary = Path(config_dir) / f"{config_name}.yaml"
+        extra = OmegaConf.select(OmegaConf.load(primary), "hydra.searchpath") if primary.is_file() else None
+    schema = path.get_path().pop(-1)  # structured configs stay last, as in Hydra's own loader
+    for entry in extra or ():
+        if isinstance(entry, str):
+            path.append(provider="hydra.searchpath in main", path=entry)
+    path.append(schema.provider, schema.path)
+    return path
 
 
 def _named_options(override: Override) -> list[str]:
@@ -85,7 +103,7 @@ def config_keys(cfg, prefix: str = "") -> list[str]:
     return keys
 
 
-def not_in_config_message(error: Exception, config_dir: str, overrides: list[str]) -> str | None:
+def not_in_config_message(error: Exception, config_dir: str, config_name: str, overrides: list[str]) -> str | None:
     """Hydra's 4-line 'Could not override' message as one line with the closest real key, or None if it is
     another error."""
     match = re.search(r"Could not override '([^']+)'", str(error))
@@ -93,11 +111,11 @@ def not_in_config_message(error: Exception, config_dir: str, overrides: list[str
         return None
     key = match.group(1)
     value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), "...")
-    repository = ConfigRepository(create_config_search_path(config_dir))
+    repository = ConfigRepository(search_path(config_dir, config_name, []))
     groups = [o for o in overrides if "=" in o and repository.group_exists(o.split("=", 1)[0])]
     try:
         with initialize_config_dir(config_dir=config_dir):
-            cfg = compose("config", overrides=groups)
+            cfg = compose(config_name, overrides=groups)
         close = difflib.get_close_matches(key, config_keys(cfg), n=1)
     except Exception:
         close = []
