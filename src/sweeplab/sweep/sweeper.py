@@ -8,6 +8,7 @@ plugin (the command-line edge) turns them into one line and an exit code.
 """
 import logging
 import time
+import warnings
 
 import optuna
 from optuna.trial import TrialState
@@ -84,7 +85,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
         study.set_user_attr(SAMPLER_ATTR, type(plan.sampler).__name__)
         study.set_user_attr(OBJECTIVE_ATTR, plan.objective)
         if created:
-            study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show the objective by name
+            with warnings.catch_warnings():  # "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show it by name
             if plan.baseline is None:
                 log.warning("The configuration without a sweep lies outside the search space: no baseline trial")
             else:
