@@ -33,7 +33,10 @@ def task(cfg: DictConfig) -> float:
         from sweeplab.job import run_job
         from sweeplab.labels import RunLabels
 
-        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial))
+        from sweeplab.grid_parent import PARENT_ENV
+
+        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial),
+                            parent_run_id=os.environ.get(PARENT_ENV))
         if start_up:
             gc.freeze()  # what start-up loaded lives as long as the process: keep the collector off it for good
         return objective
