@@ -13,11 +13,11 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-from sweeplab import tracking
+from sweeplab import compat, tracking
 from sweeplab.errors import SweeplabError
 from sweeplab.names import FAIL_REASON_ATTR, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR
 from sweeplab.settings import cpu_count
-from sweeplab.sweep import compat, confirmation, parent_run, report
+from sweeplab.sweep import confirmation, parent_run, report
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_study
 from sweeplab.sweep.trial_loop import TrialLoop
