@@ -10,7 +10,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from sweeps import run_sweep
+from _sweeps import run_sweep
 
 
 def print_pruning_table(args, rows) -> None:

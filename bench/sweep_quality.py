@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
-from sweeps import run_job, run_sweep
+from _sweeps import run_job, run_sweep
 
 
 def main() -> None:
