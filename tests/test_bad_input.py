@@ -3,7 +3,7 @@ no MLflow run left RUNNING. Each case runs `train.py` as a subprocess on the fas
 import pytest
 import torch
 
-from conftest import mnist_overrides, write_mnist
+from tests.helpers import mnist_overrides, write_mnist
 
 # case id -> (overrides, text the last line must contain); {tmp} is the test's folder, {file} a regular file there.
 CASES = {

@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import PROJECT_ROOT, compose, run_python
+from tests.helpers import PROJECT_ROOT, compose, run_python
 from sweeplab.building import build
 from sweeplab.model import FeedForwardNet
 from sweeplab.paths import PACKAGE_CONF

@@ -6,7 +6,7 @@ import torch
 from torchvision.datasets import MNIST
 from torchvision.transforms import ToTensor
 
-from conftest import MNIST_FILES, compose, mnist_overrides, write_mnist
+from tests.helpers import MNIST_FILES, compose, mnist_overrides, write_mnist
 from sweeplab.data.sources import TorchvisionSource
 from sweeplab.errors import DataError
 from sweeplab.data.source import DataPlaces

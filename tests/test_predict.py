@@ -1,7 +1,7 @@
 """The inference entry point: a finished run's best weights against the test labels."""
 import pytest
 
-from conftest import run_python
+from tests.helpers import run_python
 from sweeplab.data.sources import DigitsSource
 from sweeplab.predict import main
 

@@ -5,7 +5,7 @@ import urllib.error
 
 import pytest
 
-from conftest import write_mnist
+from tests.helpers import write_mnist
 
 
 @pytest.fixture

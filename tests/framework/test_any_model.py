@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from sweeplab.job import WEIGHTS_FILE, run_job
+from tests.helpers import run_python
 
 USER = "tests.framework.user_models"
 LOGITS = (f"model._target_={USER}.TinyLogitsNet", "~model.width", "loss=cross_entropy")
@@ -80,10 +81,8 @@ def test_predict_will_not_import_a_foreign_runs_classes_unless_trusted(workspace
     assert refused.stderr.count("\n") == 1
     trusted = workspace_predict(workspace, "--trust")
     assert trusted.returncode == 0, trusted.stderr
-    assert trusted.stdout.strip().splitlines()[-1].startswith("accuracy 5/5") or "accuracy" in trusted.stdout
+    assert trusted.stdout.strip().splitlines()[-1].startswith("accuracy ") and "/5 = " in trusted.stdout
 
 
 def workspace_predict(workspace, *extra):
-    from conftest import run_python
-
     return run_python("-m", "sweeplab.predict", str(workspace.out), "--n", "5", *extra)

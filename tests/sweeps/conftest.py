@@ -3,14 +3,11 @@ folder with its own journal and MLflow database, and readers for what a sweep le
 the MLflow parent and child runs, the job folders).
 
 Sweeps cost tens of seconds each on this machine, so the test modules share one sweep among several tests through
-module-scoped fixtures; every helper here is independent of the single-job tests' conftest.
+module-scoped fixtures. Shared helpers (waiting, killing, one error line) are in tests/helpers.py.
 """
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -19,18 +16,13 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PARENT_TAG = "mlflow.parentRunId"
+from sweeplab.names import JOURNAL_FILE, KIND_TAG, PARENT_TAG
+from tests.helpers import PROJECT_ROOT, clean_env
 
 # Fast, offline and single-threaded: digits ships with scikit-learn, 2 epochs take well under a second.
 BASE_OVERRIDES = ("dataset=digits", "epochs=2", "threads=1", "progress=false")
 # The search alone unless a test asks for confirmation (its own tests are in test_confirmation.py).
 OPTUNA_OVERRIDES = ("hydra/sweeper=optuna", "hydra.sweeper.confirm.top_k=0")
-
-
-def clean_env() -> dict:
-    """No inherited Hydra or MLflow settings (e.g. MLFLOW_RUN_ID) may leak into the sweep under test."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("HYDRA_", "MLFLOW_"))}
 
 
 class Sweep:
@@ -39,7 +31,7 @@ class Sweep:
     def __init__(self, root: Path, mlflow_template: Path):
         self.root = root
         self.dir = root / "sweep"
-        self.journal = self.dir / "optuna.journal"
+        self.journal = self.dir / JOURNAL_FILE
         shutil.copy(mlflow_template, root / "mlflow.db")
         self.uri = f"sqlite:///{root}/mlflow.db"
 
@@ -94,7 +86,7 @@ class Sweep:
         return client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
 
     def parents(self) -> list:
-        return [r for r in self.runs() if r.data.tags.get("sweeplab.kind") == "study"]
+        return [r for r in self.runs() if r.data.tags.get(KIND_TAG) == "study"]
 
     def children(self, parent_id: str) -> list:
         return [r for r in self.runs() if r.data.tags.get(PARENT_TAG) == parent_id]
@@ -103,43 +95,7 @@ class Sweep:
         return {int(r.data.tags["optuna.trial"]): r for r in self.children(parent_id)}
 
 
-def one_error_line(stderr: str) -> str:
-    """The sweep's last stderr line, which must be the one `error:` line; no traceback anywhere."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert lines, "nothing on stderr"
-    assert lines[-1].startswith("error: "), stderr
-    assert sum(line.startswith("error:") for line in lines) == 1, stderr
-    return lines[-1]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
-def sweep_mlflow_template(tmp_path_factory) -> Path:
-    """An empty, migrated MLflow database: copying it saves every sweep the slow first migration."""
-    path = tmp_path_factory.mktemp("sweep-mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture(scope="session")
-def new_sweep(tmp_path_factory, sweep_mlflow_template):
+def new_sweep(tmp_path_factory, mlflow_template):
     """A factory: ``new_sweep("name")`` -> a fresh Sweep folder (usable from module-scoped fixtures)."""
-    return lambda name: Sweep(tmp_path_factory.mktemp(name), sweep_mlflow_template)
+    return lambda name: Sweep(tmp_path_factory.mktemp(name), mlflow_template)

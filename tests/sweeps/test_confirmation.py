@@ -7,7 +7,7 @@ import yaml
 from optuna.trial import TrialState
 
 from sweeplab.names import CONFIRMS_ATTR, RESULTS_FILE, ROLE_ATTR, SEED_ATTR
-from tests.sweeps.conftest import wait_for
+from tests.helpers import wait_for
 
 N_SEARCH, TOP_K, SEEDS = 5, 2, 2
 CONFIRM = (f"hydra.sweeper.n_trials={N_SEARCH}", f"hydra.sweeper.confirm.top_k={TOP_K}",

@@ -61,7 +61,7 @@ def saved_job_dir(tmp_path):
 
     from sweeplab.building import build_model
     from sweeplab.job import WEIGHTS_FILE
-    from tests.conftest import compose
+    from tests.helpers import compose
 
     job_dir = tmp_path / "trial-0"
     (job_dir / ".hydra").mkdir(parents=True)

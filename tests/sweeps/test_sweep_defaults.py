@@ -11,7 +11,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from .conftest import PROJECT_ROOT, clean_env
+from tests.helpers import PROJECT_ROOT, clean_env
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ digits training split holds (1437 images), which the job finds when it loads the
 import pytest
 from optuna.trial import TrialState
 
-from .conftest import one_error_line
+from tests.helpers import one_error_line
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from sweeplab.settings import cpu_count
 
-from .conftest import PROJECT_ROOT, clean_env
+from tests.helpers import PROJECT_ROOT, clean_env
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from .conftest import kill_group, wait_for
+from tests.helpers import kill_group, wait_for
 
 pytestmark = pytest.mark.slow
 
