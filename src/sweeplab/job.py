@@ -1,5 +1,7 @@
 """One training job: config -> data -> model -> loop -> metrics -> tracking -> objective."""
+import inspect
 import logging
+import math
 import sys
 import time
 from contextlib import nullcontext
@@ -7,9 +9,11 @@ from pathlib import Path
 
 import torch
 from sweeplab.building import build
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.data import make_splits
+from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.settings import JobSettings
 from sweeplab.training import evaluate, fit
 
@@ -21,7 +25,7 @@ def describe(cfg: DictConfig) -> dict[str, str]:
     """Short names for tags and run names, derived from what the config builds."""
     return {
         "dataset": str(cfg.dataset.name),
-        "model": f"ffn{cfg.model.width}",
+        "model": f"ffn{cfg.model.width}" if "width" in cfg.model else str(cfg.model._target_).rsplit(".", 1)[-1].lower(),
         "optimizer": str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
     }
 
@@ -34,15 +38,20 @@ def run_name(cfg: DictConfig, trial_number: int | None) -> str:
     return name if trial_number is None else f"trial-{trial_number}-{name}"
 
 
-def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> torch.nn.Module:
-    return build(cfg.model, in_features=in_features, num_classes=num_classes)
+def build_model(cfg: DictConfig, input_shape, num_classes: int) -> torch.nn.Module:
+    """The model, given each of the data's facts its constructor names and its config does not set."""
+    input_shape = tuple(input_shape)
+    facts = {"input_shape": input_shape, "in_features": math.prod(input_shape), "in_channels": input_shape[0],
+             "num_classes": num_classes}
+    wanted = inspect.signature(get_class(cfg.model._target_)).parameters
+    return build(cfg.model, **{k: v for k, v in facts.items() if k in wanted and k not in cfg.model})
 
 
 def load_trained_model(run_dir: Path) -> tuple[torch.nn.Module, list[int]]:
     """The best weights a finished job saved, in the model its own config describes, and the input shape."""
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     checkpoint = torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    model = build_model(cfg, checkpoint["in_features"], checkpoint["num_classes"])
+    model = build_model(cfg, checkpoint["input_shape"], checkpoint["num_classes"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint["input_shape"]
 
@@ -51,14 +60,30 @@ def _data_places(cfg: DictConfig, settings: JobSettings) -> tuple:
     return settings.data_dir, settings.extra_data_dirs, settings.download, cfg.dataset.get("mirrors") or ()
 
 
+def _new_interface(source) -> bool:  # bridge until every source implements sweeplab.data.source
+    return "places" in inspect.signature(source.fetch).parameters
+
+
 def fetch_dataset(cfg: DictConfig, settings: JobSettings) -> None:
     """Find or download the dataset's files without reading them (a DataError says where it looked)."""
-    build(cfg.dataset.source).fetch(*_data_places(cfg, settings))
+    source = build(cfg.dataset.source)
+    if _new_interface(source):
+        source.fetch(DataPlaces(settings.data_dir, settings.extra_data_dirs, settings.download))
+    else:
+        source.fetch(*_data_places(cfg, settings))
+
+
+def load_data(cfg: DictConfig, settings: JobSettings) -> LoadedData:
+    source = build(cfg.dataset.source)
+    if _new_interface(source):
+        return source.load(DataPlaces(settings.data_dir, settings.extra_data_dirs, settings.download), settings.seed)
+    train, test = source.load(*_data_places(cfg, settings))
+    return LoadedData(train, test, int(torch.cat([train[1], test[1]]).max()) + 1)
 
 
 def load_splits(cfg: DictConfig, settings: JobSettings):
-    train, test = build(cfg.dataset.source).load(*_data_places(cfg, settings))
-    return make_splits(train, test, settings.val_size, settings.seed).to(settings.device)
+    data = load_data(cfg, settings)
+    return make_splits(data.train, data.test, settings.val_size, settings.seed).to(settings.device)
 
 
 def run_job(cfg: DictConfig, output_dir: Path) -> float:
@@ -70,9 +95,10 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     started = time.perf_counter()
-    splits = load_splits(cfg, settings)
+    data = load_data(cfg, settings)
+    splits = make_splits(data.train, data.test, settings.val_size, settings.seed).to(settings.device)
     torch.manual_seed(settings.seed)
-    model = build_model(cfg, splits.in_features, splits.num_classes).to(settings.device)
+    model = build_model(cfg, data.input_shape, data.num_classes).to(settings.device)
     optimizer = build(cfg.optimizer)(model.parameters())
     link = _trial_link(cfg.trial)
     run = _start_run(cfg, client, settings, link, output_dir) if client else None
@@ -95,12 +121,13 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
             history = fit(
                 model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size,
                 seed=settings.seed, progress=settings.progress, on_epoch=on_epoch, cuda_graph=settings.cuda_graph,
+                augment=data.augment,
             )
         model.load_state_dict(history.best_state)
         test_loss, test_accuracy = evaluate(model, *splits.test)
         torch.save(
             {"state_dict": history.best_state, "input_shape": list(splits.train[0].shape[1:]),
-             "in_features": splits.in_features, "num_classes": splits.num_classes},
+             "in_features": splits.in_features, "num_classes": data.num_classes},
             output_dir / WEIGHTS_FILE,
         )
         best = history.best

@@ -26,7 +26,8 @@ class JobSettings:
     @classmethod
     def from_config(cls, cfg) -> "JobSettings":
         check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
-        check_integer(cfg.model.width, "model.width", 1, "e.g. model.width=256")
+        if "width" in cfg.model:
+            check_integer(cfg.model.width, "model.width", 1, "e.g. model.width=256")
         return cls(
             batch_size=check_integer(cfg.batch_size, "batch_size", 1, "a power of two such as batch_size=64"),
             epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),

@@ -62,7 +62,7 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     direction: Any = Direction.maximize
     # Same command, same study: re-running it resumes the study instead of starting another.
-    study_name: str | None = "${dataset.name}-ffn${model.width}-${hydra:runtime.choices.optimizer}-${epochs}ep"
+    study_name: str | None = "${dataset.name}-${hydra:runtime.choices.model}-${hydra:runtime.choices.optimizer}-${epochs}ep"
     # null = a journal file in the sweep directory (safe for parallel writers on one machine);
     # postgresql://user@host/db to share the study between machines.
     storage: Any | None = None

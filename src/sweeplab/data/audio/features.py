@@ -15,7 +15,7 @@ class FeatureSettings:
     sample_rate: int = 8000
     duration_s: float = 1.0  # clips are cut or zero-padded to this length
     n_fft: int = 512
-    hop_length: int = 128
+    hop_length: int = 256
     n_mels: int = 64
     log_offset: float = 1e-6  # log(mel + offset): keeps silence finite
 
