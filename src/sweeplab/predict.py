@@ -1,4 +1,6 @@
-"""`python -m sweeplab.predict <run output dir> [--n 10]`: a finished run's best weights against test labels."""
+"""`python -m sweeplab.predict <run output dir> [--n 10]`: a finished run's best weights against test labels;
+`python -m sweeplab.predict <run output dir> clip.wav ...`: the class it predicts for each recording, with its
+probability (for datasets whose source reads single files, such as spoken_digits)."""
 import argparse
 import pickle
 import sys
@@ -7,13 +9,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from sweeplab.building import build
 from sweeplab.errors import SweeplabError, first_line
 from sweeplab.job import WEIGHTS_FILE, load_splits, load_trained_model
 from sweeplab.settings import JobSettings
 
 
-def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
-    """(index, predicted, true) for the first n images of the run's test split."""
+def _trained(run_dir: Path):
     config_file, weights_file = run_dir / ".hydra" / "config.yaml", run_dir / WEIGHTS_FILE
     for path in (run_dir, config_file, weights_file):
         if not path.exists():
@@ -23,21 +25,43 @@ def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
         raise SweeplabError(f"cannot load {weights_file}: {first_line(error)}") from None
     cfg = OmegaConf.load(config_file)
-    settings = JobSettings.from_config(cfg)
+    return model, cfg, JobSettings.from_config(cfg)
+
+
+def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
+    """(index, predicted, true) for the first n images of the run's test split."""
+    model, cfg, settings = _trained(run_dir)
     images, labels = (t[:n] for t in load_splits(cfg, settings).test)
     with torch.inference_mode():
         predicted = model.to(settings.device)(images).argmax(1)
     return [(i, int(p), int(t)) for i, (p, t) in enumerate(zip(predicted, labels))]
 
 
+def predict_files(run_dir: Path, paths: list[Path]) -> list[tuple[Path, int, float]]:
+    """(path, predicted class, its probability) for each file, read by the run's own data source."""
+    model, cfg, _settings = _trained(run_dir)
+    source = build(cfg.dataset.source)
+    if not hasattr(source, "features_of"):
+        raise SweeplabError(f"dataset {cfg.dataset.name} cannot read single files; pass no file to predict on its test split")
+    with torch.inference_mode():
+        probabilities = model(torch.cat([source.features_of(path) for path in paths])).exp()
+    best, classes = probabilities.max(1)
+    return [(path, int(c), float(p)) for path, c, p in zip(paths, classes, best)]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_dir", type=Path, help="a run's output folder, e.g. outputs/2026-01-01/12-00-00")
+    parser.add_argument("files", type=Path, nargs="*", help="recordings to classify, e.g. 7_theo_0.wav")
     parser.add_argument("--n", type=int, default=10, help="how many test images to show (default 10)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be >= 1")
     try:
+        if args.files:
+            for path, predicted, probability in predict_files(args.run_dir, args.files):
+                print(f"{path}: {predicted} (probability {probability:.3f})")
+            return
         rows = predict(args.run_dir, args.n)
     except SweeplabError as error:
         sys.stderr.write(f"error: {error}\n")
