@@ -21,6 +21,7 @@ TEST_TAKES = 5  # takes 0-4 of each speaker and digit: the dataset's official te
 
 class SpokenDigitsSource:
     name = "fsdd"
+    class_names = [str(digit) for digit in range(10)]
 
     def __init__(self, holdout_speaker: str | None = None, offline_dirs: list[str] = (),
                  augment: dict | None = None, **features):
@@ -55,7 +56,7 @@ class SpokenDigitsSource:
                             f"the official split needs takes 0-4 and 5-49")
         return LoadedData(
             train=(features[~test], digits[~test]), test=(features[test], digits[test]), num_classes=10,
-            class_names=[str(d) for d in range(10)], augment=self.augment if self.augment.enabled else None,
+            class_names=self.class_names, augment=self.augment if self.augment.enabled else None,
         )
 
     def features_of(self, path: Path) -> torch.Tensor:
