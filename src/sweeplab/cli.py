@@ -10,10 +10,11 @@ from pathlib import Path
 import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, first_line
 from sweeplab.paths import CONF_DIR
 
 
@@ -23,6 +24,10 @@ def task(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    from sweeplab.overrides import unread_additions
+
+    for warning in unread_additions(cfg, hydra_cfg.overrides.task):
+        sys.stderr.write(f"{warning}\n")
     try:
         JobSettings.from_config(cfg)  # bad values fail before the slow imports (MLflow, Optuna) below
         from sweeplab.job import run_job
@@ -124,4 +129,13 @@ def main() -> None:
         except SweeplabError as error:
             sys.stderr.write(f"error: {error}\n")
             sys.exit(2)
-    hydra.main(config_path=str(CONF_DIR), config_name="config")(task)()
+    # Hydra's own errors reach us as exceptions (not printed over several lines and exit 1), to say in one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config")(task)()
+    except CompactHydraException as error:
+        from sweeplab.overrides import not_in_config_message
+
+        message = not_in_config_message(error, str(CONF_DIR), args.overrides) or first_line(error)
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)

@@ -4,11 +4,16 @@ Hydra reports an override that does not parse, or a config group option that doe
 (`dataset=imagenet`, `hydra/sweeper/pruner=nope`), in a multi-line message; here each becomes one line
 that names the wrong value and the choices.
 """
+import difflib
+import re
+
+from hydra import compose, initialize_config_dir
 from hydra._internal.config_repository import ConfigRepository
 from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
 from hydra.errors import HydraException
+from omegaconf import DictConfig
 
 from sweeplab.errors import ConfigError
 
@@ -46,3 +51,55 @@ def _named_options(override: Override) -> list[str]:
     if isinstance(sweep, ChoiceSweep):
         return [str(v) for v in sweep.list if isinstance(v, str)]
     return []
+
+
+# Nodes whose keys go to a constructor: an added key there is read (and checked against its signature).
+BUILT_NODES = ("model.", "optimizer.", "loss.", "dataset.source.")
+
+
+def unread_additions(cfg, task_overrides) -> list[str]:
+    """One warning line for each `+key=value` that adds a key nothing reads, naming the closest real key."""
+    warnings = []
+    for override in task_overrides:
+        if not override.startswith("+") or override.startswith("++"):
+            continue
+        key = override[1:].split("=", 1)[0]
+        if key.startswith(BUILT_NODES) or key.startswith("hydra."):
+            continue
+        known = [k for k in config_keys(cfg) if k != key]
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"warning: {override} adds a key that nothing reads{hint}")
+    return warnings
+
+
+def config_keys(cfg, prefix: str = "") -> list[str]:
+    """Every key of a config, dotted (`optimizer.lr`), nodes and leaves alike."""
+    keys = []
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else []:
+        name = f"{prefix}{key}"
+        keys.append(name)
+        value = cfg._get_node(key)
+        if isinstance(value, DictConfig):
+            keys += config_keys(value, f"{name}.")
+    return keys
+
+
+def not_in_config_message(error: Exception, config_dir: str, overrides: list[str]) -> str | None:
+    """Hydra's 4-line 'Could not override' message as one line with the closest real key, or None if it is
+    another error."""
+    match = re.search(r"Could not override '([^']+)'", str(error))
+    if not match:
+        return None
+    key = match.group(1)
+    value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), "...")
+    repository = ConfigRepository(create_config_search_path(config_dir))
+    groups = [o for o in overrides if "=" in o and repository.group_exists(o.split("=", 1)[0])]
+    try:
+        with initialize_config_dir(config_dir=config_dir):
+            cfg = compose("config", overrides=groups)
+        close = difflib.get_close_matches(key, config_keys(cfg), n=1)
+    except Exception:
+        close = []
+    hint = f"did you mean {close[0]}={value}? " if close else ""
+    return f"{key} is not a key of the config; {hint}To add a new key, write +{key}={value}"

@@ -128,18 +128,19 @@ def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
     import mlflow
     import torch
 
-    from sweeplab.job import load_trained_model
+    from sweeplab.checkpoint import load_trained_model
+    from sweeplab.errors import SweeplabError
 
     output_dir = best.user_attrs.get(OUTPUT_DIR_ATTR)
     try:
-        model, input_shape = load_trained_model(Path(output_dir))
-    except (OSError, TypeError) as error:
+        model, facts = load_trained_model(Path(output_dir))
+    except (OSError, TypeError, SweeplabError) as error:
         log.warning("best trial %d: no weights to log as a model (%s)", best.number, error)
         return
     mlflow.set_tracking_uri(client.tracking_uri)
     with mlflow.start_run(run_id=run_id):
         mlflow.pytorch.log_model(
-            model, name="best_model", input_example=torch.zeros(2, *input_shape).numpy(),
+            model, name="best_model", input_example=torch.zeros(2, *facts["input_shape"]).numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     client.set_tag(run_id, MODEL_TRIAL_TAG, str(best.number))

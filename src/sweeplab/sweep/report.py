@@ -11,7 +11,7 @@ from sweeplab.sweep.trial_link import OBJECTIVE_ATTR
 
 
 def objective_name(study: optuna.Study) -> str:
-    return study.user_attrs.get(OBJECTIVE_ATTR, "objective")
+    return study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")  # studies made before the objective was config
 
 log = logging.getLogger(__name__)
 

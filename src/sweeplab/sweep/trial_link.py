@@ -61,7 +61,7 @@ class TrialLink:
     def report(self, epoch: int, value: float) -> None:
         self.trial.report(value, epoch)
         if self.trial.should_prune():
-            metric = self.study.user_attrs.get(OBJECTIVE_ATTR, "objective")
+            metric = self.study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")
             raise optuna.TrialPruned(f"pruned after epoch {epoch} (best {metric} {value:.4g})")
 
     def remember(self, output_dir, run_id: str | None) -> None:
