@@ -13,13 +13,17 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeplab.cli import register_configs
+from sweeplab.data.source import DataPlaces
 from sweeplab.paths import set_project_root
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout: train.py and its conf/
 CONF_DIR = PROJECT_ROOT / "conf"
+FSDD = PROJECT_ROOT.parent / "shared" / "data" / "fsdd"  # the offline spoken digits; CI clones with shared/ beside
+needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason=f"no FSDD copy in {FSDD}")
 
 
 MNIST_FILES = {  # torchvision's file names -> which split and part they hold
@@ -139,3 +143,18 @@ def kill_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(timeout=30)
+
+
+def small_fsdd_copy(folder: Path, speakers=("george", "theo"), takes=range(0, 8)) -> Path:
+    """A few real recordings (every digit, the given speakers and takes) copied into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for digit in range(10):
+        for speaker in speakers:
+            for take in takes:
+                name = f"{digit}_{speaker}_{take}.wav"
+                shutil.copy(FSDD / "recordings" / name, folder / name)
+    return folder
+
+
+def offline_places(tmp_path: Path, *extra_dirs: Path) -> DataPlaces:
+    return DataPlaces(tmp_path / "data", tuple(extra_dirs), download=False)

@@ -105,7 +105,7 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
             history = fit(
                 model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
                 progress=settings.progress, on_epoch=on_epoch, cuda_graph=settings.cuda_graph, loss_fn=loss_fn,
-                objective=objective,
+                objective=objective, augment=data.augment,
             )
         model.load_state_dict(history.best_state)
         test_loss, test_accuracy = evaluate(model, *splits.test, loss_fn=loss_fn)

@@ -2,6 +2,9 @@
 
 A run folder (or an MLflow artifact) may come from someone else: its config builds only sweeplab's, torch's and
 torchvision's own classes unless --trust says that whoever wrote it may run code here.
+
+`python -m sweeplab.predict <run output dir> clip.wav ...`: the class the run predicts for each file, with its
+probability (for datasets whose source reads single files, such as spoken_digits).
 """
 import argparse
 import fnmatch
@@ -12,7 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from sweeplab.building import SAFE_TARGETS
+from sweeplab.building import SAFE_TARGETS, build
 from sweeplab.checkpoint import WEIGHTS_FILE, load_trained_model
 from sweeplab.errors import ConfigError, SweeplabError, first_line
 from sweeplab.job import load_data
@@ -37,8 +40,8 @@ def untrusted_targets(config) -> list[str]:
     return found
 
 
-def predict(run_dir: Path, n: int, trust: bool = False) -> list[tuple[int, int, int]]:
-    """(index, predicted, true) for the first n inputs of the run's test split."""
+def _trained(run_dir: Path, trust: bool):
+    """The run's model with its best weights, its config and settings (checked before anything is built)."""
     config_file, weights_file = run_dir / ".hydra" / "config.yaml", run_dir / WEIGHTS_FILE
     for path in (run_dir, config_file, weights_file):
         if not path.exists():
@@ -52,7 +55,12 @@ def predict(run_dir: Path, n: int, trust: bool = False) -> list[tuple[int, int, 
         model, _facts = load_trained_model(run_dir)
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
         raise SweeplabError(f"cannot load {weights_file}: {first_line(error)}") from None
-    settings = JobSettings.from_config(cfg)
+    return model, cfg, JobSettings.from_config(cfg)
+
+
+def predict(run_dir: Path, n: int, trust: bool = False) -> list[tuple[int, int, int]]:
+    """(index, predicted, true) for the first n inputs of the run's test split."""
+    model, cfg, settings = _trained(run_dir, trust)
     splits, _data = load_data(cfg, settings)
     inputs, labels = (t[:n] for t in splits.test)
     with torch.inference_mode():
@@ -60,9 +68,23 @@ def predict(run_dir: Path, n: int, trust: bool = False) -> list[tuple[int, int, 
     return [(i, int(p), int(t)) for i, (p, t) in enumerate(zip(predicted, labels))]
 
 
+def predict_files(run_dir: Path, paths: list[Path], trust: bool = False) -> list[tuple[Path, str, float]]:
+    """(path, predicted class name, its probability) for each file, read by the run's own data source."""
+    model, cfg, _settings = _trained(run_dir, trust)
+    source = build(cfg.dataset.source, key="dataset.source")
+    if not hasattr(source, "features_of"):
+        raise SweeplabError(f"dataset {cfg.dataset.name} cannot read single files; pass no file to predict on its test split")
+    with torch.inference_mode():
+        probabilities = model.cpu()(torch.cat([source.features_of(path) for path in paths])).exp()
+    best, classes = probabilities.max(1)
+    names = getattr(source, "class_names", None) or [str(c) for c in range(probabilities.shape[1])]
+    return [(path, names[int(c)], float(p)) for path, c, p in zip(paths, classes, best)]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run's output folder, e.g. outputs/2026-01-01/12-00-00")
+    parser.add_argument("files", type=Path, nargs="*", help="files to classify, e.g. 7_theo_0.wav")
     parser.add_argument("--n", type=int, default=10, help="how many test inputs to show (default 10)")
     parser.add_argument("--trust", action="store_true",
                         help="let the run's config import classes outside sweeplab, torch and torchvision")
@@ -70,6 +92,10 @@ def main(argv=None) -> None:
     if args.n < 1:
         parser.error("--n must be >= 1")
     try:
+        if args.files:
+            for path, predicted, probability in predict_files(args.run_dir, args.files, args.trust):
+                print(f"{path}: {predicted} (probability {probability:.3f})")
+            return
         rows = predict(args.run_dir, args.n, args.trust)
     except SweeplabError as error:
         sys.stderr.write(f"error: {error}\n")

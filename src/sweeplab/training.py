@@ -56,18 +56,21 @@ def fit(
     cuda_graph: bool = True,
     loss_fn: Callable = nn.functional.nll_loss,
     objective: Objective = Objective(),
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> History:
     """Train with ``loss_fn`` (mean over the batch); keep the weights of the epoch that is best by ``objective``.
 
     Each epoch shuffles the indices once and gathers each batch from the tensors that hold the whole split. Per-step
     results stay on the device (running sums of loss and correct predictions): the host waits for the device once
     per epoch, never per step. On a GPU, with ``cuda_graph``, each full batch's step is one CUDA graph replay.
+    ``augment(inputs, generator)``, if given, changes each training batch on the device (seeded from ``seed``).
     """
     shuffle = torch.Generator().manual_seed(seed)
     history = History(objective)
     images, labels = splits.train
     count = len(labels)
     device = images.device
+    augment_generator = torch.Generator(device).manual_seed(seed) if augment else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     # Running sums on the device: the host reads them once per epoch. They live as long as fit, so that a
     # captured CUDA graph can keep adding into them.
@@ -76,6 +79,8 @@ def fit(
 
     def step(index: torch.Tensor) -> None:
         x, y = images.index_select(0, index), labels.index_select(0, index)
+        if augment:
+            x = augment(x, augment_generator)
         for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
             p.grad = None
         output = model(x)
@@ -86,7 +91,7 @@ def fit(
         correct.add_((output.detach().argmax(1) == y).sum())
 
     full_batch_step = step
-    if cuda_graph and device.type == "cuda":
+    if cuda_graph and device.type == "cuda" and not augment:  # a graph would replay one draw of the generator
         prepare_optimizer(optimizer)
         full_batch_step = GraphedStep(step, batch_size, device)
     for epoch in range(1, epochs + 1):
