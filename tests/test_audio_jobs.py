@@ -1,8 +1,7 @@
 """Spoken digits through `train.py` and `sweeplab.predict`: a CNN run tracked in MLflow, bad input in one line."""
 import pytest
 
-from tests.helpers import FSDD, needs_fsdd
-from conftest import run_python
+from tests.helpers import FSDD, needs_fsdd, run_python
 
 pytestmark = needs_fsdd
 SMALL = ("dataset=spoken_digits", "model=cnn", "dataset.n_mels=32", "batch_size=64")
@@ -10,7 +9,7 @@ SMALL = ("dataset=spoken_digits", "model=cnn", "dataset.n_mels=32", "batch_size=
 
 @pytest.fixture(scope="module")
 def audio_run(tmp_path_factory, mlflow_template):
-    from conftest import Workspace
+    from tests.helpers import Workspace
 
     space = Workspace(tmp_path_factory.mktemp("audio-run"), mlflow_template)
     result = space.train(*SMALL, "epochs=4")
