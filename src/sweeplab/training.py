@@ -15,6 +15,7 @@ from sweeplab.data import Splits, batches
 from sweeplab.errors import SweeplabError
 
 log = logging.getLogger(__name__)
+EVAL_BATCH_BYTES = 256 * 2**20
 
 
 class NonFiniteLoss(SweeplabError):
@@ -63,8 +64,8 @@ def fit(
     history = History()
     images, labels = splits.train
     count = len(labels)
-    device = images.device
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    device = params[0].device  # uint8 inputs may stay on the host (see Splits.to)
     # Running sums on the device: the host reads them once per epoch. They live as long as fit, so that a
     # captured CUDA graph can keep adding into them.
     loss_sum = torch.zeros((), device=device)
@@ -72,6 +73,8 @@ def fit(
 
     def step(index: torch.Tensor) -> None:
         x, y = images.index_select(0, index), labels.index_select(0, index)
+        if x.dtype == torch.uint8:
+            x, y = to_unit(x, device), y.to(device, non_blocking=True)
         for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
             p.grad = None
         output = model(x)
@@ -82,13 +85,13 @@ def fit(
         correct.add_((output.detach().argmax(1) == y).sum())
 
     full_batch_step = step
-    if cuda_graph and device.type == "cuda":
+    if cuda_graph and device.type == "cuda" and images.device == device:
         prepare_optimizer(optimizer)
         full_batch_step = GraphedStep(step, batch_size, device)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(count, generator=shuffle).to(device)
+        order = torch.randperm(count, generator=shuffle).to(images.device)
         loss_sum.zero_()
         correct.zero_()
         starts = range(0, count, batch_size)
@@ -112,13 +115,23 @@ def fit(
     return history
 
 
+def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A uint8 batch (perhaps read from a memory map) as float32 in 0..1 on the device, as ToTensor scales."""
+    return images.to(device, non_blocking=True).float().div_(255)
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8192):
     """Mean NLL loss and accuracy over a whole split (one host synchronisation at the end)."""
     model.eval()
-    loss_sum = torch.zeros((), device=images.device)
-    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    if images.dtype == torch.uint8:  # keep a float batch of large images to EVAL_BATCH_BYTES
+        batch_size = max(1, min(batch_size, EVAL_BATCH_BYTES // (4 * images[0].numel())))
     for x, y in batches(images, labels, batch_size):
+        if x.dtype == torch.uint8:
+            x, y = to_unit(x, device), y.to(device, non_blocking=True)
         output = model(x)
         loss_sum += nn.functional.nll_loss(output, y, reduction="sum")
         correct += (output.argmax(1) == y).sum()
