@@ -19,18 +19,19 @@ import torch
 from sweeplab.errors import DataError
 
 FORMAT = 1  # bump when the layout of a cache folder changes
-Items = list[tuple[Path, int]]  # (image file, class index)
+Items = list[tuple[str, int]]  # (image file, class index); strings: pathlib costs more than the stat
 
 
 def cache_key(settings: dict, splits: dict[str, Items], root: Path) -> str:
     digest = hashlib.sha256(json.dumps({**settings, "format": FORMAT}, sort_keys=True).encode())
+    prefix = len(os.path.join(root, ""))
     for split, items in splits.items():
         for path, label in items:
             try:
-                stat = path.stat()
+                stat = os.stat(path)
             except OSError as error:
                 raise DataError(f"cannot read image {path} ({error.strerror}); replace or delete the file") from None
-            relative = path.relative_to(root).as_posix()
+            relative = path[prefix:]
             digest.update(f"{split}\0{relative}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
@@ -52,7 +53,7 @@ def open_cache(folder: Path) -> tuple[list[str], dict[str, tuple[torch.Tensor, t
 
 def build_cache(
     folder: Path, classes: list[str], splits: dict[str, Items], shape: tuple[int, ...],
-    decode: Callable[[Path], np.ndarray],
+    decode: Callable[[str], np.ndarray],
 ) -> None:
     """Decode every image into ``folder`` one at a time (memory use stays one image, whatever the dataset's size)."""
     size_mb = sum(len(items) for items in splits.values()) * int(np.prod(shape)) / 1e6

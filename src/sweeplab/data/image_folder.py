@@ -118,7 +118,7 @@ class ImageFolderSource:
                 )
         return self.channels, first_size[1], first_size[0]
 
-    def _decode(self, path: Path) -> np.ndarray:
+    def _decode(self, path: str) -> np.ndarray:
         """One image as uint8 [C, H, W]."""
         try:
             with Image.open(path) as image:
@@ -149,4 +149,4 @@ def _images(folder: Path, classes: list[str]) -> Items:
     if not items:
         raise DataError(f"{folder} holds no images ({' '.join(IMG_EXTENSIONS)}) in its class folders; add images "
                         f"or set dataset.root to another folder")
-    return [(Path(path), label) for path, label in items]
+    return items
