@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from torchvision.transforms import ToTensor
 
 from sweeplab.building import build
+from sweeplab.data.source import DataPlaces
 from sweeplab.data import make_splits
 from sweeplab.data.sources import TorchvisionSource
 from sweeplab.model import FeedForwardNet
@@ -109,7 +110,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     source = TorchvisionSource(FASHION, offline_dirs=[SYSTEM_COPY])
-    train, test = source.load(args.data_dir)
+    data = source.load(DataPlaces(args.data_dir))
+    train, test = data.train, data.test
     splits = make_splits(train, test, args.val_size, args.seed)
     fit_index, val_index = split_indices(len(train[1]), args.val_size, args.seed)
     assert torch.equal(splits.val[1], train[1][val_index]) and torch.equal(splits.train[1], train[1][fit_index])

@@ -21,12 +21,14 @@ def task(cfg: DictConfig) -> float:
     start_up = _pause_collector_for_start_up()
     from sweeplab.settings import JobSettings  # imported here so that `--help` and `--cfg` stay fast
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         JobSettings.from_config(cfg)  # bad values fail before the slow imports (MLflow, Optuna) below
         from sweeplab.job import run_job
+        from sweeplab.labels import RunLabels
 
-        objective = run_job(cfg, output_dir)
+        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial))
         if start_up:
             gc.freeze()  # what start-up loaded lives as long as the process: keep the collector off it for good
         return objective
@@ -38,6 +40,15 @@ def task(cfg: DictConfig) -> float:
         sys.exit(2)
     finally:
         gc.enable()
+
+
+def _trial_link(trial_cfg):
+    """The link to this job's Optuna trial, or None; Optuna (~0.5 s of imports) loads only inside a trial."""
+    if trial_cfg.get("trial_id") is None:
+        return None
+    from sweeplab.sweep.trial_link import TrialLink
+
+    return TrialLink.from_config(trial_cfg)
 
 
 def _pause_collector_for_start_up() -> bool:

@@ -4,8 +4,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
+from sweeplab.building import check_arguments, import_target
 from sweeplab.errors import ConfigError
+from sweeplab.objective import Objective
 from sweeplab.paths import resolve
 
 
@@ -25,8 +28,10 @@ class JobSettings:
 
     @classmethod
     def from_config(cls, cfg) -> "JobSettings":
-        check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
-        check_integer(cfg.model.width, "model.width", 1, "e.g. model.width=256")
+        if "lr" in cfg.optimizer:
+            check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
+        Objective.from_config(cfg.objective)
+        check_components(cfg)
         return cls(
             batch_size=check_integer(cfg.batch_size, "batch_size", 1, "a power of two such as batch_size=64"),
             epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),
@@ -40,6 +45,16 @@ class JobSettings:
             val_size=check_integer(cfg.val_size, "val_size", 1, "e.g. val_size=10000"),
             progress=check_bool(cfg.progress, "progress"),
         )
+
+
+def check_components(cfg) -> None:
+    """Every target the job will build imports and takes the keys its config gives it (the data facts a model asks
+    for come later, from the data)."""
+    for key in ("model", "optimizer", "loss", "dataset.source"):
+        node = OmegaConf.select(cfg, key)
+        if node is None:
+            raise ConfigError(f"the config has no {key}; choose one, e.g. {key.split('.')[0]}=<an option>")
+        check_arguments(import_target(node.get("_target_"), key), node, key, {})
 
 
 def check_integer(value, key: str, minimum: int, hint: str) -> int:

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeplab.errors import first_line
+from sweeplab.sweep.report import objective_name
 from sweeplab.sweep.study import best_trial, counts
 from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR
 from sweeplab.tracking import PARENT_TAG
@@ -74,7 +75,7 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
     metrics["epochs_trained"] = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
     tags = {}
     if best:
-        metrics["best_val_accuracy"] = best.value
+        metrics[f"best_{objective_name(study)}"] = best.value
         tags = {f"best.{k}": str(v) for k, v in best.params.items()}
         tags.update({"best_trial": str(best.number), "best_child_run_id": best.user_attrs.get(RUN_ID_ATTR, "")})
     # Every worker of a study writes here when it stops, in any order: the metrics' step is the number of finished

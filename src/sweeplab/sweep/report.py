@@ -7,6 +7,11 @@ import optuna
 from omegaconf import OmegaConf
 
 from sweeplab.sweep.study import best_trial, counts
+from sweeplab.sweep.trial_link import OBJECTIVE_ATTR
+
+
+def objective_name(study: optuna.Study) -> str:
+    return study.user_attrs.get(OBJECTIVE_ATTR, "objective")
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +43,12 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
 
     names = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
     pair = [n for n in ("batch_size", "optimizer.lr") if n in names]
+    target = objective_name(study)
     plots = {
-        "optimization_history": lambda: vis.plot_optimization_history(study, target_name="val_accuracy"),
-        "lr_x_batch_size": lambda: vis.plot_contour(study, params=pair, target_name="val_accuracy")
-        if len(pair) == 2 else vis.plot_slice(study, target_name="val_accuracy"),
-        "param_importances": lambda: vis.plot_param_importances(study, target_name="val_accuracy"),
+        "optimization_history": lambda: vis.plot_optimization_history(study, target_name=target),
+        "lr_x_batch_size": lambda: vis.plot_contour(study, params=pair, target_name=target)
+        if len(pair) == 2 else vis.plot_slice(study, target_name=target),
+        "param_importances": lambda: vis.plot_param_importances(study, target_name=target),
         "intermediate_values": lambda: vis.plot_intermediate_values(study),
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +78,7 @@ def summary(study: optuna.Study, wall_s: float, results: Path, tracking_hint: st
     ]
     if best:
         params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-        lines.append(f"Best val_accuracy {best.value:.4f} at trial {best.number}: {params}")
+        lines.append(f"Best {objective_name(study)} {best.value:.4f} at trial {best.number}: {params}")
     lines.append(f"Results:  {results}")
     if tracking_hint:
         lines.append(f"MLflow:   {tracking_hint}")

@@ -29,7 +29,7 @@ from sweeplab.settings import JobSettings, cpu_count
 from sweeplab.sweep import parent_run, report
 from sweeplab.sweep.storage import is_journal, open_storage
 from sweeplab.sweep.study import FAIL_REASON_ATTR, best_trial, claim, counts, open_study, reap_dead_trials, started
-from sweeplab.sweep.trial_link import PRUNER_ATTR, Heartbeat
+from sweeplab.sweep.trial_link import OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ class StudySweeper(OptunaSweeperImpl):
             sys.stderr.write(f"error: {error}\n")
             sys.exit(2)
         study.set_user_attr(PRUNER_ATTR, self.pruner_spec)
-        study.set_user_attr("sweeplab.sampler", type(self.sampler).__name__)
+        study.set_user_attr(SAMPLER_ATTR, type(self.sampler).__name__)
+        study.set_user_attr(OBJECTIVE_ATTR, plan["objective"])
+        if study.metric_names is None:  # optuna-dashboard and the plots show the objective by name
+            study.set_metric_names([plan["objective"]])
         client = plan["client"]
         parent_id = self._attach_parent(client, study, created, plan) if client else None
 
@@ -184,7 +187,7 @@ class StudySweeper(OptunaSweeperImpl):
             client = tracking.connect(self.config.mlflow.tracking_uri)
         name = self.study_name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
         return {
-            "space": space, "storage": storage, "storage_url": storage_url, "client": client, "name": name,
+            "objective": str(self.config.objective.metric), "space": space, "storage": storage, "storage_url": storage_url, "client": client, "name": name,
             "sweep_dir": sweep_dir, "storage_hint": storage_url if is_journal(storage_url) else "<storage URL>",
         }
 
@@ -226,10 +229,12 @@ class StudySweeper(OptunaSweeperImpl):
                     raise ConfigError(f"search space for {name} includes {value!r}: {error}") from None
 
     def _fetch_data(self, distributions) -> None:
-        """Every trial reads the same dataset: find or download it once, here, so that a missing dataset is one line
-        before the first trial rather than a failed trial each. A search over the data itself is left to the trials."""
-        data_keys = ("dataset", "data_dir", "extra_data_dirs", "download")
-        if any(name in data_keys or name.startswith("dataset.") for name in distributions):
+        """Find or download the dataset once, here, through its source's ``fetch``, so that a missing dataset is one
+        line before the first trial rather than a failed trial each. Sources fetch files whatever keys that only
+        change how the files are read; a search over which files (another dataset, another folder) is left to the
+        trials."""
+        where = ("dataset", "dataset.source", "data_dir", "extra_data_dirs", "download")
+        if any(name in where or name.startswith("dataset.source.") for name in distributions):
             return
         from sweeplab.job import fetch_dataset
 
