@@ -253,3 +253,29 @@ def test_bad_folders_fail_in_one_line_naming_the_fix(case, folder, tmp_path):
 def test_bad_settings_name_their_key(settings, key, folder):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         ImageFolderSource(**{"root": str(folder), **settings})
+
+
+def test_train_py_trains_on_an_image_folder(folder, workspace):
+    result = workspace.train("dataset=image_folder", f"dataset.root={folder}", "val_size=10", "model=ffn128",
+                             "mlflow.enabled=false")
+    assert result.returncode == 0, result.stderr
+    saved = torch.load(workspace.out / "best.pt", weights_only=True)
+    assert saved["state_dict"]["dense.0.weight"].shape == (128, 3 * 12 * 10)
+    assert len(cache_folders(workspace.root / "data")) == 1
+
+
+@pytest.mark.parametrize("spoil, overrides, needle", [
+    (mixed_sizes, [], "dataset.resize=[H,W]"),
+    pytest.param(unreadable, ["dataset.resize=[8,8]"], "5.png", marks=pytest.mark.slow),
+    pytest.param(None, ["dataset.root=null"], "dataset.root", marks=pytest.mark.slow),
+    pytest.param(None, ["dataset.channels=2"], "dataset.channels", marks=pytest.mark.slow),
+])
+def test_train_py_bad_image_input_is_one_line(spoil, overrides, needle, folder, workspace):
+    if spoil:
+        spoil(folder)
+    result = workspace.train("dataset=image_folder", f"dataset.root={folder}", "val_size=10", "mlflow.enabled=false",
+                             *overrides)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and needle in last, result.stderr
+    assert not (workspace.out / "best.pt").exists()

@@ -15,7 +15,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
 from sweeplab.objective import Objective
 from sweeplab.settings import JobSettings
-from sweeplab.training import fit, evaluate
+from sweeplab.training import evaluate, fit, to_unit
 
 log = logging.getLogger(__name__)
 WEIGHTS_FILE = checkpoint.WEIGHTS_FILE
@@ -80,7 +80,7 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     torch.manual_seed(settings.seed)
     model = build_model(cfg.model, facts).to(settings.device)
     loss_fn = build(cfg.loss, key="loss")
-    check_model_output(model, _as_inputs(splits.train[0][:2]), data.num_classes, loss_fn)
+    check_model_output(model, _as_inputs(splits.train[0][:2], settings.device), data.num_classes, loss_fn)
     optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
     run = _start_run(cfg, client, settings, labels, trial, output_dir) if client else None
     if trial:
@@ -134,8 +134,9 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
         raise
 
 
-def _as_inputs(batch: torch.Tensor) -> torch.Tensor:
-    return batch.float().div(255) if batch.dtype == torch.uint8 else batch
+def _as_inputs(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 splits stay on the host (they may be a memory map): their batches move and scale one at a time."""
+    return to_unit(batch, device) if batch.dtype == torch.uint8 else batch
 
 
 def _tracking():
