@@ -51,7 +51,8 @@ def load(root, data_dir, **settings):
 
 
 def cache_folders(data_dir: Path) -> list[Path]:
-    return sorted((data_dir / "image_folder").iterdir())
+    """Every folder there: the caches, and any temporary folder a build left behind."""
+    return sorted(p for p in (data_dir / "image_folder").iterdir() if p.is_dir())
 
 
 def mapped_file(tensor: torch.Tensor) -> str | None:
@@ -126,7 +127,11 @@ def slow_decode(self, path):  # a slow disk: the two builds surely overlap
     time.sleep(0.002)
     return decode(self, path)
 ImageFolderSource._decode = slow_decode
-root, data_dir, go = map(Path, sys.argv[1:])
+root, data_dir, go = map(Path, sys.argv[1:4])
+if sys.argv[4] == "unlocked":  # what two machines sharing data_dir over a network file system may do
+    import contextlib
+    from sweeplab.data import image_cache
+    image_cache._lock = lambda folder: contextlib.nullcontext()
 print("ready", flush=True)
 while not go.exists():
     time.sleep(0.001)
@@ -136,9 +141,12 @@ print(len(decoded), int(data.train[0].sum()), int(data.test[0].sum()), flush=Tru
 
 
 @pytest.mark.slow  # two fresh interpreters importing torch: ~20 s on two shared cores
-def test_two_processes_building_the_same_cache_at_once(folder, tmp_path):
+@pytest.mark.parametrize("lock, decoded", [("locked", ["0", "80"]), ("unlocked", ["80", "80"])])
+def test_two_processes_loading_a_new_cache_at_once(lock, decoded, folder, tmp_path):
+    """With the lock, one decodes and the other maps its cache; without it, both decode and the atomic rename keeps
+    one complete copy."""
     data_dir, go = tmp_path / "data", tmp_path / "go"
-    command = [sys.executable, "-c", RACE, str(folder), str(data_dir), str(go)]
+    command = [sys.executable, "-c", RACE, str(folder), str(data_dir), str(go), lock]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for worker in workers:
         assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
@@ -148,7 +156,7 @@ def test_two_processes_building_the_same_cache_at_once(folder, tmp_path):
         out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
         results.append(out.split())
-    assert [r[0] for r in results] == ["80", "80"]  # both decoded: they raced
+    assert sorted(r[0] for r in results) == decoded
     assert results[0][1:] == results[1][1:]
     (cache,) = cache_folders(data_dir)  # one complete copy, no temporary folder left
     assert not cache.name.startswith(".")

@@ -3,12 +3,15 @@
 Each cache is a folder ``<data_dir>/image_folder/<root name>-<key>``; the key hashes the settings and every file's
 path, size and modification time, so that changed files get a new cache. A cache is written into a private
 temporary folder and renamed into place (``os.replace``): two trials that build the same cache at once both end up
-reading one complete copy, and an interrupted build leaves no half-written cache behind.
+reading one complete copy, and an interrupted build leaves no half-written cache behind. On one machine a lock file
+also spares the work: one process decodes, the others wait for it and map its cache.
 """
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -36,6 +39,42 @@ def cache_key(settings: dict, splits: dict[str, Items], root: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+def open_or_build(folder: Path, build: Callable[[Path], None]):
+    """``open_cache(folder)``, after ``build(folder)`` if no process has built it yet."""
+    cached = open_cache(folder)
+    if cached is None:
+        with _lock(folder):
+            cached = open_cache(folder)  # built by the process that held the lock before us?
+            if cached is None:
+                build(folder)
+                cached = open_cache(folder)
+    return cached
+
+
+@contextmanager
+def _lock(folder: Path):
+    _make_parent(folder)
+    try:
+        lock = open(folder.parent / f".{folder.name}.lock", "w")
+    except OSError as error:
+        raise DataError(f"cannot write the image cache in {folder.parent} ({error.strerror}); "
+                        f"set data_dir=<a writable folder>") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _make_parent(folder: Path) -> None:
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot write the image cache in {folder.parent} ({error.strerror}); "
+                        f"set data_dir=<a writable folder>") from None
+
+
 def open_cache(folder: Path) -> tuple[list[str], dict[str, tuple[torch.Tensor, torch.Tensor]]] | None:
     """The classes and the ``(images, labels)`` of each split, images memory-mapped (copy-on-write, never read
     whole); None when the cache is not there."""
@@ -57,8 +96,8 @@ def build_cache(
 ) -> None:
     """Decode every image into ``folder`` one at a time (memory use stays one image, whatever the dataset's size)."""
     size_mb = sum(len(items) for items in splits.values()) * int(np.prod(shape)) / 1e6
+    _make_parent(folder)
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     except OSError as error:
         raise DataError(f"cannot write the image cache in {folder.parent} ({error.strerror}); "

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from sweeplab.data.image_cache import Items, build_cache, cache_key, open_cache
+from sweeplab.data.image_cache import Items, build_cache, cache_key, open_or_build
 from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.errors import ConfigError, DataError, first_line
 from sweeplab.paths import resolve
@@ -64,13 +64,13 @@ class ImageFolderSource:
         splits = {"train": listing.train, "test": listing.test}
         settings = {"resize": self.resize, "channels": self.channels, "test_fraction": self.test_fraction}
         folder = Path(places.data_dir) / "image_folder" / f"{self.root.name}-{cache_key(settings, splits, self.root)}"
-        cached = open_cache(folder)
-        if cached is None:
-            count = len(listing.train) + len(listing.test)
-            log.info("decoding %d images from %s into the cache %s (once)", count, self.root, folder)
+
+        def build(folder: Path) -> None:
+            log.info("decoding %d images from %s into the cache %s (once)", sum(map(len, splits.values())), self.root,
+                     folder)
             build_cache(folder, listing.classes, splits, self._shape(listing), self._decode)
-            cached = open_cache(folder)
-        classes, arrays = cached
+
+        classes, arrays = open_or_build(folder, build)
         return LoadedData(train=arrays["train"], test=arrays["test"], num_classes=len(classes), class_names=classes)
 
     def _list(self) -> Listing:
