@@ -1,8 +1,6 @@
 """The image_folder source: ImageFolder layout -> a uint8 cache on disk, memory-mapped back; errors in one line."""
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +228,11 @@ def no_train_test(root: Path) -> str:
     return "dataset.test_fraction"
 
 
+def stranger_class(root: Path) -> str:
+    write_image(root / "test" / "bird" / "0.png")
+    return "lacks (bird)"
+
+
 BAD = {  # case -> a function that spoils the folder and returns what the message must contain
     "missing folder": lambda root: f"{root / 'nowhere'} not found; set dataset.root",
     "no train/test": no_train_test,
@@ -238,6 +241,7 @@ BAD = {  # case -> a function that spoils the folder and returns what the messag
     "unreadable image": unreadable,
     "truncated image": truncated,
     "mixed sizes": mixed_sizes,
+    "test class not in train": stranger_class,
 }
 
 
@@ -287,3 +291,10 @@ def test_train_py_bad_image_input_is_one_line(spoil, overrides, needle, folder, 
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and needle in last, result.stderr
     assert not (workspace.out / "best.pt").exists()
+
+
+def test_unwritable_data_dir_is_one_line(folder, tmp_path):
+    (tmp_path / "file").write_text("a regular file: nothing can be created under it")
+    with pytest.raises(DataError, match=r"set data_dir=") as caught:
+        load(folder, tmp_path / "file" / "sub")
+    assert "\n" not in str(caught.value)

@@ -121,7 +121,7 @@ def build_cache(
             if not (folder / "meta.json").is_file():  # not a rival's complete copy: a real failure
                 raise
     except OSError as error:
-        raise DataError(f"cannot write the image cache {folder} ({error.strerror or error}; it needs {size_mb:.0f} MB); "
-                        f"set data_dir=<a writable folder with room>") from None
+        raise DataError(f"cannot write the image cache {folder} ({error.strerror or error}; it needs "
+                        f"{size_mb:.0f} MB); set data_dir=<a writable folder with room>") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)

@@ -94,8 +94,8 @@ class ImageFolderSource:
         classes = _classes(self.root / "train")
         strangers = sorted(set(_classes(self.root / "test")) - set(classes))
         if strangers:
-            raise DataError(f"{self.root / 'test'} holds classes that {self.root / 'train'} lacks ({', '.join(strangers)}); "
-                            f"add their training images or remove those folders")
+            raise DataError(f"{self.root / 'test'} holds classes that {self.root / 'train'} lacks "
+                            f"({', '.join(strangers)}); add their training images or remove those folders")
         return Listing(classes, _images(self.root / "train", classes), _images(self.root / "test", classes))
 
     def _shape(self, listing: Listing) -> tuple[int, int, int]:
