@@ -14,6 +14,7 @@ from sweeplab.data.source import DataPlaces
 from sweeplab.data.splits import Rows
 from sweeplab.errors import ConfigError, DataError
 from sweeplab.model import FeedForwardNet
+from sweeplab.predict import predict
 from sweeplab.training import fit
 
 
@@ -274,6 +275,8 @@ def test_train_py_trains_on_an_image_folder(folder, workspace):
     saved = torch.load(workspace.out / "best.pt", weights_only=True)
     assert saved["state_dict"]["dense.0.weight"].shape == (128, 3 * 12 * 10)
     assert len(cache_folders(workspace.root / "data")) == 1
+    rows = predict(workspace.out, 12)  # from the same cache: test images 0..9 are cats, 10.. dogs
+    assert [true for _i, _p, true in rows] == [0] * 10 + [1] * 2 and {p for _i, p, _t in rows} <= {0, 1}
 
 
 @pytest.mark.parametrize("spoil, overrides, needle", [
