@@ -1,6 +1,7 @@
 """Objects from configs, through Hydra's instantiate: the user's own configs may name any importable target;
 a config written elsewhere (a run folder or MLflow artifact someone sent) only the targets below, unless trusted."""
 import inspect
+import logging
 
 from hydra.errors import InstantiationException
 from hydra.utils import UNSAFE_DISABLE_EXECUTION_CHECKS, get_object, instantiate
@@ -54,6 +55,8 @@ def build_model(config, facts: dict, *, trusted: bool = True):
 def import_target(target: str | None, key: str):
     if not target:
         raise ConfigError(f"{key} has no _target_; name the class to build, e.g. {key}._target_=my_package.MyClass")
+    quiet = logging.getLogger("hydra.utils")  # it logs its own ERROR before raising; ours is the one line
+    level, quiet.level = quiet.level, logging.CRITICAL
     try:
         return get_object(target)
     except Exception as error:
@@ -61,6 +64,8 @@ def import_target(target: str | None, key: str):
             f"{key}._target_={target} cannot be imported ({first_line(error.__cause__ or error)}); "
             f"check the name, and that its package is installed or on PYTHONPATH"
         ) from None
+    finally:
+        quiet.level = level
 
 
 def check_arguments(callable_, config, key: str, kwargs: dict) -> None:

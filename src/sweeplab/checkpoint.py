@@ -10,7 +10,8 @@ WEIGHTS_FILE = "best.pt"
 
 
 def save(path: Path, state_dict: dict, facts: dict, class_names: list[str] | None = None) -> None:
-    torch.save({"state_dict": state_dict, **facts, "class_names": class_names}, path)
+    torch.save({"state_dict": state_dict, **facts, "input_shape": list(facts["input_shape"]), "class_names": class_names},
+               path)
 
 
 def facts_of(checkpoint: dict) -> dict:

@@ -32,8 +32,8 @@ def fetch_dataset(cfg: DictConfig, settings: JobSettings) -> None:
 
 def load_data(cfg: DictConfig, settings: JobSettings):
     """The dataset's splits on the job's device, with the facts a model may be built from."""
-    data: LoadedData = build(cfg.dataset.source, key="dataset.source").load(data_places(settings), settings.seed)
-    splits = make_splits(data.train, data.test, settings.val_size, settings.seed).to(settings.device)
+    data: LoadedData = build(cfg.dataset.source, key="dataset.source").load(data_places(settings), settings.split_seed)
+    splits = make_splits(data.train, data.test, settings.val_size, settings.split_seed).to(settings.device)
     return splits, data
 
 
@@ -106,6 +106,8 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
         model.load_state_dict(history.best_state)
         test_loss, test_accuracy = evaluate(model, *splits.test, loss_fn=loss_fn)
         checkpoint.save(output_dir / WEIGHTS_FILE, history.best_state, facts, data.class_names)
+        if trial:
+            trial.record(test_accuracy=test_accuracy)
         best = history.best
         value = objective.of(best)
         log.info("best %s %.4f (epoch %d), test acc %.4f, %.1f s on %s", objective.metric, value, best.epoch,

@@ -17,6 +17,7 @@ class JobSettings:
     batch_size: int
     epochs: int
     seed: int
+    split_seed: int
     device: torch.device
     cuda_graph: bool
     threads: int
@@ -36,6 +37,7 @@ class JobSettings:
             batch_size=check_integer(cfg.batch_size, "batch_size", 1, "a power of two such as batch_size=64"),
             epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),
             seed=check_integer(cfg.seed, "seed", 0, "e.g. seed=42"),
+            split_seed=check_integer(cfg.get("split_seed", cfg.seed), "split_seed", 0, "e.g. split_seed=42"),
             device=pick_device(str(cfg.device)),
             cuda_graph=check_bool(cfg.cuda_graph, "cuda_graph"),
             threads=check_integer(cfg.threads, "threads", 0, "0 = all cores"),

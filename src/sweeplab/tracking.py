@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweeplab.errors import TrackingError, first_line
-from sweeplab.paths import PROJECT_ROOT
+from sweeplab.paths import project_root
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -70,7 +70,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
 def git_commit() -> str | None:
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -4,19 +4,14 @@ import logging
 import threading
 
 import optuna
-from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from sweeplab.building import build
+from sweeplab.names import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
+from sweeplab.sweep.compat import is_heartbeat_enabled
 from sweeplab.sweep.storage import open_storage
 
 log = logging.getLogger(__name__)
 
-PRUNER_ATTR = "sweeplab.pruner"
-OBJECTIVE_ATTR = "sweeplab.objective"
-SAMPLER_ATTR = "sweeplab.sampler"
-PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
-RUN_ID_ATTR = "mlflow_run_id"
-OUTPUT_DIR_ATTR = "output_dir"
 
 
 class TrialLink:
@@ -61,8 +56,13 @@ class TrialLink:
     def report(self, epoch: int, value: float) -> None:
         self.trial.report(value, epoch)
         if self.trial.should_prune():
-            metric = self.study.user_attrs.get(OBJECTIVE_ATTR, "objective")
+            metric = self.study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")
             raise optuna.TrialPruned(f"pruned after epoch {epoch} (best {metric} {value:.4g})")
+
+    def record(self, **values) -> None:
+        """Results beside the objective (e.g. test accuracy), for the confirmation table."""
+        for name, value in values.items():
+            self.trial.set_user_attr(name, value)
 
     def remember(self, output_dir, run_id: str | None) -> None:
         self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))
