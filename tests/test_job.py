@@ -38,7 +38,8 @@ def test_basic_sweeper_runs_three_jobs(workspace):
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.parent for p in (workspace.root / "multirun").rglob(WEIGHTS_FILE))
     assert len(jobs) == 3
-    runs = workspace.runs()
+    (parent,) = [r for r in workspace.runs() if r.data.tags.get("sweeplab.kind") == "grid"]  # one parent (issue 11)
+    runs = [r for r in workspace.runs() if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(int(r.data.params["batch_size"]) for r in runs) == [32, 64, 128]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["sweeplab.output_dir"] for r in runs} == {str(j) for j in jobs}

@@ -62,3 +62,12 @@ def test_a_run_that_raises_ends_failed(workspace, monkeypatch, failure):
     (run,) = workspace.runs()
     assert run.info.status == "FAILED"
     assert run.info.end_time is not None
+
+
+def test_the_experiment_opens_in_the_model_training_view_and_runs_name_their_dataset(finished_run):
+    client = finished_run.space.client()
+    experiment = client.get_experiment(finished_run.run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (entry,) = client.get_run(finished_run.run.info.run_id).inputs.dataset_inputs
+    assert entry.dataset.name == "digits" and len(entry.dataset.digest) == 16
+    assert "DigitsSource" in entry.dataset.source

@@ -8,12 +8,12 @@ import warnings
 from pathlib import Path
 
 import hydra
-from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab import compat
 from sweeplab.errors import SweeplabError, first_line
 from sweeplab.paths import set_project_root
 
@@ -33,7 +33,10 @@ def task(cfg: DictConfig) -> float:
         from sweeplab.job import run_job
         from sweeplab.labels import RunLabels
 
-        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial))
+        from sweeplab.grid_parent import PARENT_ENV
+
+        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial),
+                            parent_run_id=os.environ.get(PARENT_ENV))
         if start_up:
             gc.freeze()  # what start-up loaded lives as long as the process: keep the collector off it for good
         return objective
@@ -129,8 +132,7 @@ def register_configs() -> None:
 def _config_groups(sources) -> str:
     """`group: option, ...` lines for the app's groups in every config source, those of `hydra.searchpath` included
     (Hydra's own $APP_CONFIG_GROUPS sees only the primary config's folder)."""
-    from hydra._internal.config_repository import ConfigRepository
-    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from sweeplab.compat import ConfigRepository, ConfigSearchPathImpl
     from hydra.core.object_type import ObjectType
 
     search_path = ConfigSearchPathImpl()
@@ -155,11 +157,11 @@ def main(config_path: str = "conf", config_name: str = "config", caller_file: st
     """Run a sweeplab app: its primary config is `<config_path>/<config_name>.yaml`, config_path relative to the
     calling script (caller_file), whose folder is also the project root that relative paths resolve against."""
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
-    warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
+    warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.(cli|grid_parent)\.")
     conf = config_dir(config_path, caller_file)
     set_project_root(Path(caller_file).resolve().parent if caller_file else Path.cwd())
     os.environ["SWEEPLAB_APP_NAME"] = Path(caller_file).stem if caller_file else "sweeplab"
-    args = get_args_parser().parse_args()
+    args = compat.get_args_parser().parse_args()
     if args.run + args.multirun + (args.cfg is not None) + (args.info is not None) + args.shell_completion > 1:
         sys.stderr.write("error: use only one of --run, --multirun (-m), --cfg, --info, --shell-completion; "
                          "e.g. `python train.py hydra/sweeper=optuna --cfg hydra` to see a sweep's config\n")

@@ -62,11 +62,13 @@ def check_model_output(model: torch.nn.Module, inputs: torch.Tensor, num_classes
                           "use loss=cross_entropy for a model that emits logits")
 
 
-def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None) -> float:
+def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None,
+            parent_run_id: str | None = None) -> float:
     """Train one configuration; return the objective: its best epoch's value of ``objective.metric``.
 
     ``trial``, in a sweep, is the link to this job's Optuna trial: ``report(epoch, value)`` (raises ``trial.Pruned``
-    to stop), ``remember(output_dir, run_id)``, ``number``, ``study_name``, ``sampler_name``, ``parent_run_id``."""
+    to stop), ``remember(output_dir, run_id)``, ``record(**values)``, ``number``, ``study_name``, ``sampler_name``,
+    ``parent_run_id``. ``parent_run_id`` nests the run under a grid sweep's parent run."""
     settings = JobSettings.from_config(cfg)
     objective = Objective.from_config(cfg.objective)
     labels = labels or RunLabels.from_config(cfg)
@@ -82,7 +84,9 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     loss_fn = build(cfg.loss, key="loss")
     check_model_output(model, _as_inputs(splits.train[0][:2], settings.device), data.num_classes, loss_fn)
     optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
-    run = _start_run(cfg, client, settings, labels, trial, output_dir) if client else None
+    run = _start_run(cfg, client, settings, labels, trial, output_dir, parent_run_id) if client else None
+    if run:
+        run.dataset(cfg.dataset.name, data, str(cfg.dataset.source.get("_target_")), settings.data_dir)
     if trial:
         trial.remember(output_dir, run.run_id if run else None)
 
@@ -148,7 +152,7 @@ def _tracking():
     return tracking
 
 
-def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir) -> "tracking.RunLog":
+def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, parent_run_id) -> "tracking.RunLog":
     tracking = _tracking()
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment, cfg.mlflow.artifact_location)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -160,6 +164,6 @@ def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir) -> "
     name = str(cfg.mlflow.run_name) if cfg.mlflow.run_name else labels.name(
         settings.batch_size, cfg.optimizer.get("lr"), trial.number if trial else None)
     run = tracking.RunLog.start(client, experiment_id, name, tracking.flatten(resolved), tags,
-                                parent_run_id=trial.parent_run_id if trial else None)
+                                parent_run_id=trial.parent_run_id if trial else parent_run_id)
     client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     return run

@@ -9,14 +9,13 @@ import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.config_repository import ConfigRepository
-from hydra._internal.utils import create_config_search_path
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab.compat import ConfigRepository, create_config_search_path
 from sweeplab.errors import ConfigError
 
 

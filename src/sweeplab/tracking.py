@@ -1,4 +1,6 @@
 """MLflow tracking: one run per job, written through MlflowClient (no global active-run state to inherit)."""
+import hashlib
+import json
 import os
 import subprocess
 import time
@@ -7,14 +9,15 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweeplab.errors import TrackingError, first_line
+from sweeplab.names import EXPERIMENT_KIND_TAG, PARENT_TAG
 from sweeplab.paths import project_root
 
-PARENT_TAG = "mlflow.parentRunId"
+
 
 
 def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) -> MlflowClient:
@@ -60,11 +63,25 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
         location = None
         if artifact_root and not urlparse(client.tracking_uri).scheme.startswith("http"):
             location = (Path(artifact_root) / name).as_uri()
-        return client.create_experiment(name, artifact_location=location)
+        # MLflow 3 opens a new experiment in its GenAI view unless told it holds model training.
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
     except MlflowException as error:
         if error.error_code == "RESOURCE_ALREADY_EXISTS":
             return client.get_experiment_by_name(name).experiment_id
         raise TrackingError(f"MLflow tracking store {client.tracking_uri} failed: {first_line(error)}") from None
+
+
+def dataset_digest(data) -> str:
+    """A short fingerprint of the splits: their shapes and labels, and a strided sample of the inputs (hashing every
+    pixel of a large dataset would cost more than the job's start-up)."""
+    digest = hashlib.sha256()
+    for inputs, labels in (data.train, data.test):
+        digest.update(repr((tuple(inputs.shape), str(inputs.dtype))).encode())
+        digest.update(labels.cpu().numpy().tobytes())
+        step = max(1, len(inputs) // 64)
+        digest.update(inputs[::step].contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def git_commit() -> str | None:
@@ -108,6 +125,14 @@ class RunLog:
             log.end(RunStatus.FAILED, "could not log params")
             raise
         return log
+
+    def dataset(self, name: str, data, source: str, data_dir: Path) -> None:
+        """The training data as an MLflow dataset input (the runs table's Dataset column): name, digest, source."""
+        digest = dataset_digest(data)
+        profile = json.dumps({"train": len(data.train[1]), "test": len(data.test[1]), "classes": data.num_classes,
+                              "input_shape": list(data.input_shape)})
+        dataset = Dataset(name, digest, "sweeplab", f"{source} in {data_dir}", profile=profile)
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
 
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)

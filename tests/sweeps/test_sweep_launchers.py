@@ -1,12 +1,15 @@
 """Launchers and the other sweeper: the joblib launcher runs an Optuna study's trials in parallel processes that
 share the cores, and `train.py -m key=a,b` without hydra/sweeper=optuna stays Hydra's plain grid, with nothing of
 the Optuna sweep leaking into it."""
+import json
 import re
 import subprocess
 import sys
 
 import pytest
 import yaml
+from pathlib import Path
+
 from optuna.trial import TrialState
 
 from sweeplab.settings import cpu_count
@@ -78,12 +81,16 @@ def test_basic_sweeper_grid_is_unaffected(new_sweep):
     assert all(c["trial"] == {"storage": None, "study_name": None, "trial_id": None} for c in configs)
     hydra_cfg = yaml.safe_load((dirs[0] / ".hydra" / "hydra.yaml").read_text())["hydra"]
     assert hydra_cfg["sweeper"]["_target_"].endswith("BasicSweeper")
-    runs = space.runs()
+    (parent,) = [r for r in space.runs() if r.data.tags.get("sweeplab.kind") == "grid"]  # issue 11: one parent
+    runs = space.children(parent.info.run_id)
+    assert len(space.runs()) == 1 + len(runs) and parent.info.status == "FINISHED"
     assert sorted(r.data.params["batch_size"] for r in runs) == ["32", "64"]
-    for run in runs:  # plain runs: no parent, no Optuna tags
+    for run in runs:  # plain runs under the grid's parent: no Optuna tags
         assert run.info.status == "FINISHED"
         assert not {k for k in run.data.tags if k.startswith(("optuna.", "sweeplab.kind"))}
-        assert "mlflow.parentRunId" not in run.data.tags
+    table = json.loads(Path(space.client().download_artifacts(parent.info.run_id, "grid.json")).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert sorted(r["batch_size"] for r in rows) == ["32", "64"] and parent.data.params["grid.batch_size"] == "32,64"
     assert "Study " not in out and "optimization_results" not in out  # no Optuna summary
 
 

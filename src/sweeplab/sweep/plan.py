@@ -15,7 +15,7 @@ from sweeplab.errors import ConfigError, first_line
 from sweeplab.names import JOURNAL_FILE
 from sweeplab.paths import resolve
 from sweeplab.settings import JobSettings
-from sweeplab.sweep import compat
+from sweeplab import compat
 from sweeplab.sweep.storage import is_journal, open_storage
 
 

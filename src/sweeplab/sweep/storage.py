@@ -14,6 +14,7 @@ import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
+from sweeplab import compat
 from sweeplab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,7 @@ def _patient(method):
 
 # Each public storage operation runs in a session of its own, so it can be tried again whole; so do the private ones
 # that Optuna's cache layer (_CachedStorage) calls directly.
-PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",
-                      "_get_trials"]
-for _name in ["record_heartbeat", *PRIVATE_OPERATIONS, *(n for n in vars(BaseStorage) if not n.startswith("_"))]:
+for _name in ["record_heartbeat", *compat.RDB_PRIVATE_OPERATIONS, *(n for n in vars(BaseStorage) if not n.startswith("_"))]:
     if _name != "check_trial_is_updatable" and inspect.isfunction(inspect.getattr_static(RDBStorage, _name)):
         setattr(PatientRDBStorage, _name, _patient(getattr(RDBStorage, _name)))
 

@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.names import FAIL_REASON_ATTR, WORKER_ATTR
-from sweeplab.sweep import compat
+from sweeplab import compat
 
 log = logging.getLogger(__name__)
 STARTED_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -8,15 +8,16 @@ plugin (the command-line edge) turns them into one line and an exit code.
 """
 import logging
 import time
+import warnings
 
 import optuna
 from optuna.trial import TrialState
 
-from sweeplab import tracking
+from sweeplab import compat, tracking
 from sweeplab.errors import SweeplabError
 from sweeplab.names import FAIL_REASON_ATTR, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR
 from sweeplab.settings import cpu_count
-from sweeplab.sweep import compat, confirmation, parent_run, report
+from sweeplab.sweep import confirmation, parent_run, report
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_study
 from sweeplab.sweep.trial_loop import TrialLoop
@@ -84,7 +85,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
         study.set_user_attr(SAMPLER_ATTR, type(plan.sampler).__name__)
         study.set_user_attr(OBJECTIVE_ATTR, plan.objective)
         if created:
-            study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show the objective by name
+            with warnings.catch_warnings():  # "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show it by name
             if plan.baseline is None:
                 log.warning("The configuration without a sweep lies outside the search space: no baseline trial")
             else:

@@ -7,7 +7,7 @@ import optuna
 
 from sweeplab.building import build
 from sweeplab.names import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
-from sweeplab.sweep.compat import is_heartbeat_enabled
+from sweeplab import compat
 from sweeplab.sweep.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Heartbeat:
     def __init__(self, storage, trial_ids: list[int]):
         self.storage = storage
         self.trial_ids = list(trial_ids)
-        self.interval = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
+        self.interval = storage.get_heartbeat_interval() if compat.is_heartbeat_enabled(storage) else None
         self._stop = threading.Event()
         self._thread = None
 

@@ -12,9 +12,10 @@ import optuna
 from hydra.core.utils import JobStatus
 from optuna.trial import TrialState
 
+from sweeplab import compat
 from sweeplab.errors import first_line
 from sweeplab.names import FAIL_REASON_ATTR, ROLE_ATTR
-from sweeplab.sweep import compat, confirmation
+from sweeplab.sweep import confirmation
 from sweeplab.sweep.plan import SweepPlan
 from sweeplab.sweep.study import claim, reap_dead_trials, started
 from sweeplab.sweep.trial_link import Heartbeat

@@ -1,0 +1,53 @@
+"""Every private Hydra, hydra-optuna-sweeper and Optuna API sweeplab relies on, in one place, each named here and
+checked by tests/test_compat.py, which fails naming the installed versions when one of them changes. pyproject.toml
+pins those packages (==) to the versions the tests ran; README says how to try a newer one.
+
+Hydra's internals load with Hydra itself; Optuna's and the sweeper plugin's load on first use (a single job that
+does not sweep never imports Optuna)."""
+from importlib import import_module
+from importlib.metadata import version
+
+from hydra._internal.config_repository import ConfigRepository  # group options, for one-line errors
+from hydra._internal.config_search_path_impl import ConfigSearchPathImpl  # the app's search path, for the same
+from hydra._internal.utils import create_config_search_path, get_args_parser  # Hydra's command line, read first
+
+# name -> (module, attribute), imported when first asked for
+_LAZY = {
+    "OptunaSweeperImpl": ("hydra_plugins.hydra_optuna_sweeper._impl", "OptunaSweeperImpl"),  # the official sweeper
+    "create_params_from_overrides": ("hydra_plugins.hydra_optuna_sweeper._impl", "create_params_from_overrides"),
+    "is_heartbeat_enabled": ("optuna.storages._heartbeat", "is_heartbeat_enabled"),
+}
+# RDBStorage methods that Optuna's cache layer calls directly, which sweep/storage.py retries like the public ones.
+RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",
+                          "_get_trials"]
+
+__all__ = ["ConfigRepository", "ConfigSearchPathImpl", "create_config_search_path", "get_args_parser",
+           "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "set_trial_waiting", "return_value", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(import_module(module), attribute)
+    raise AttributeError(name)
+
+
+def versions() -> str:
+    return ", ".join(f"{p} {version(p)}" for p in ("hydra-core", "hydra-optuna-sweeper", "optuna"))
+
+
+def trial_id(trial) -> int:
+    """The storage's id of an Optuna trial (Trial and FrozenTrial keep it private; storages and heartbeats need it)."""
+    return trial._trial_id
+
+
+def set_trial_waiting(study, trial) -> None:
+    """Put an asked trial back in the study's queue (no public API does this)."""
+    from optuna.trial import TrialState
+
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+
+
+def return_value(ret):
+    """What a Hydra job returned, or the exception it raised, without JobReturn.return_value re-raising it."""
+    return ret._return_value

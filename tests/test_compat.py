@@ -1,0 +1,61 @@
+"""Each private Hydra, hydra-optuna-sweeper and Optuna API that sweeplab.compat names still works as sweeplab uses
+it. A failure names the installed versions: pin them back, or adapt sweeplab.compat to the new release."""
+import inspect
+
+import optuna
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from optuna.storages import RDBStorage
+
+from sweeplab import compat
+
+CHECK = f"a private API changed (installed: {compat.versions()}); adapt sweeplab/compat.py or pin the old version"
+
+
+def test_the_official_sweepers_internals_that_sweeplab_extends():
+    impl = compat.OptunaSweeperImpl
+    for method in ("_process_searchspace_config", "_parse_sweeper_params_config", "_configure_trials",
+                   "_get_directions", "_to_grid_sampler_choices", "setup"):
+        assert callable(getattr(impl, method, None)), f"OptunaSweeperImpl.{method}: {CHECK}"
+    assert list(inspect.signature(impl._configure_trials).parameters)[1:] == [
+        "trials", "search_space_distributions", "fixed_params", "fixed_overrides"], CHECK
+    distributions, fixed, deleted = compat.create_params_from_overrides(
+        ["batch_size=choice(16,32)", "epochs=2", "~seed"])
+    assert isinstance(distributions["batch_size"], optuna.distributions.CategoricalDistribution), CHECK
+    assert fixed == {"epochs": "2"} and deleted == ["~seed"], CHECK
+
+
+def test_trial_ids_waiting_trials_and_heartbeats(tmp_path):
+    storage = RDBStorage(f"sqlite:///{tmp_path}/o.db", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    assert compat.trial_id(trial) == compat.trial_id(study.trials[0]), CHECK
+    compat.set_trial_waiting(study, trial)
+    assert study.trials[0].state == optuna.trial.TrialState.WAITING, CHECK
+    assert compat.is_heartbeat_enabled(storage) is True, CHECK
+    for name in compat.RDB_PRIVATE_OPERATIONS:
+        assert inspect.isfunction(inspect.getattr_static(RDBStorage, name, None)), f"RDBStorage.{name}: {CHECK}"
+
+
+def test_a_jobs_return_value_or_exception_without_reraising():
+    failed = JobReturn(status=JobStatus.FAILED)
+    failed._return_value = ValueError("boom")
+    assert isinstance(compat.return_value(failed), ValueError), CHECK
+    done = JobReturn(status=JobStatus.COMPLETED)
+    done.return_value = 0.5
+    assert compat.return_value(done) == 0.5, CHECK
+
+
+def test_hydras_command_line_and_config_repository(tmp_path):
+    args = compat.get_args_parser().parse_args(["-m", "batch_size=64"])
+    assert args.multirun and args.overrides == ["batch_size=64"], CHECK
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "a.yaml").write_text("name: a\n")
+    repository = compat.ConfigRepository(compat.create_config_search_path(str(tmp_path)))
+    assert repository.group_exists("dataset") and repository.get_group_options("dataset") == ["a"], CHECK
+    assert callable(getattr(compat.ConfigSearchPathImpl(), "append", None)), CHECK
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError):
+        compat.no_such_private_api  # noqa: B018
