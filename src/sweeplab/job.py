@@ -15,7 +15,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
 from sweeplab.objective import Objective
 from sweeplab.settings import JobSettings
-from sweeplab.training import fit, evaluate
+from sweeplab.training import evaluate, fit, to_unit
 
 log = logging.getLogger(__name__)
 WEIGHTS_FILE = checkpoint.WEIGHTS_FILE
@@ -82,7 +82,7 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     torch.manual_seed(settings.seed)
     model = build_model(cfg.model, facts).to(settings.device)
     loss_fn = build(cfg.loss, key="loss")
-    check_model_output(model, _as_inputs(splits.train[0][:2]), data.num_classes, loss_fn)
+    check_model_output(model, to_unit(splits.train[0][:2], settings.device), data.num_classes, loss_fn)
     optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
     run = _start_run(cfg, client, settings, labels, trial, output_dir, parent_run_id) if client else None
     if run:
@@ -138,10 +138,6 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
             run.tags({"sweeplab.state": "FAIL"})
             run.end("FAILED", f"{type(error).__name__}: {error}")
         raise
-
-
-def _as_inputs(batch: torch.Tensor) -> torch.Tensor:
-    return batch.float().div(255) if batch.dtype == torch.uint8 else batch
 
 
 def _tracking():

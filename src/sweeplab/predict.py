@@ -20,6 +20,7 @@ from sweeplab.checkpoint import WEIGHTS_FILE, load_trained_model
 from sweeplab.errors import ConfigError, SweeplabError, first_line
 from sweeplab.job import load_data
 from sweeplab.settings import JobSettings
+from sweeplab.training import to_unit
 
 SAFE_CLASSES = (*SAFE_TARGETS, "torchvision.datasets.*")  # dataset_class keys name a class to construct, too
 
@@ -64,7 +65,8 @@ def predict(run_dir: Path, n: int, trust: bool = False) -> list[tuple[int, int, 
     splits, _data = load_data(cfg, settings)
     inputs, labels = (t[:n] for t in splits.test)
     with torch.inference_mode():
-        predicted = model.to(settings.device)(inputs.float().div(255) if inputs.dtype == torch.uint8 else inputs).argmax(1)
+        inputs = to_unit(inputs, settings.device)
+        predicted = model.to(settings.device)(inputs).argmax(1)
     return [(i, int(p), int(t)) for i, (p, t) in enumerate(zip(predicted, labels))]
 
 

@@ -16,6 +16,7 @@ from sweeplab.errors import SweeplabError
 from sweeplab.objective import Objective
 
 log = logging.getLogger(__name__)
+EVAL_BATCH_BYTES = 256 * 2**20
 
 
 class NonFiniteLoss(SweeplabError):
@@ -69,9 +70,9 @@ def fit(
     history = History(objective)
     images, labels = splits.train
     count = len(labels)
-    device = images.device
-    augment_generator = torch.Generator(device).manual_seed(seed) if augment else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    device = params[0].device  # uint8 inputs may stay on the host (see Splits.to)
+    augment_generator = torch.Generator(device).manual_seed(seed) if augment else None
     # Running sums on the device: the host reads them once per epoch. They live as long as fit, so that a
     # captured CUDA graph can keep adding into them.
     loss_sum = torch.zeros((), device=device)
@@ -79,6 +80,8 @@ def fit(
 
     def step(index: torch.Tensor) -> None:
         x, y = images.index_select(0, index), labels.index_select(0, index)
+        if x.dtype == torch.uint8:
+            x, y = to_unit(x, device), y.to(device, non_blocking=True)
         if augment:
             x = augment(x, augment_generator)
         for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
@@ -91,13 +94,14 @@ def fit(
         correct.add_((output.detach().argmax(1) == y).sum())
 
     full_batch_step = step
-    if cuda_graph and device.type == "cuda" and not augment:  # a graph would replay one draw of the generator
+    # A graph would replay one draw of the augmentation's generator, and needs its inputs on the device.
+    if cuda_graph and device.type == "cuda" and not augment and images.device == device:
         prepare_optimizer(optimizer)
         full_batch_step = GraphedStep(step, batch_size, device)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(count, generator=shuffle).to(device)
+        order = torch.randperm(count, generator=shuffle).to(images.device)
         loss_sum.zero_()
         correct.zero_()
         starts = range(0, count, batch_size)
@@ -121,14 +125,27 @@ def fit(
     return history
 
 
+def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A uint8 batch (perhaps read from a memory map) as float32 in 0..1 on the device, as ToTensor scales;
+    a float batch as it is (float splits already live on the device)."""
+    if images.dtype != torch.uint8:
+        return images
+    return images.to(device, non_blocking=True).float().div_(255)
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8192,
              loss_fn: Callable = nn.functional.nll_loss):
     """Mean loss and accuracy over a whole split (one host synchronisation at the end)."""
     model.eval()
-    loss_sum = torch.zeros((), device=images.device)
-    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    if images.dtype == torch.uint8:  # keep a float batch of large images to EVAL_BATCH_BYTES
+        batch_size = max(1, min(batch_size, EVAL_BATCH_BYTES // (4 * images[0].numel())))
     for x, y in batches(images, labels, batch_size):
+        if x.dtype == torch.uint8:
+            x, y = to_unit(x, device), y.to(device, non_blocking=True)
         output = model(x)
         loss_sum += loss_fn(output, y) * len(y)
         correct += (output.argmax(1) == y).sum()

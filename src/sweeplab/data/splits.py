@@ -7,10 +7,46 @@ import torch
 from sweeplab.errors import ConfigError
 
 
+class Rows:
+    """Some rows of a larger tensor, gathered only when a batch asks for them.
+
+    uint8 inputs may be a memory-mapped cache larger than RAM: a split carved from them stays a view of the map plus
+    an index, instead of a copy. Offers what the training loop uses: ``len``, ``shape``, ``dtype``, ``device``,
+    ``index_select(0, index)`` and ``rows[i]`` / ``rows[start:stop]``.
+    """
+
+    def __init__(self, base: torch.Tensor, index: torch.Tensor):
+        self.base, self.index = base, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.index), *self.base.shape[1:]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
+        assert dim == 0, "Rows are selected along the first dimension only"
+        return self.base.index_select(0, self.index.index_select(0, index))
+
+    def __getitem__(self, key: int | slice) -> torch.Tensor:
+        if isinstance(key, int):
+            return self.base[int(self.index[key])]
+        return self.base.index_select(0, self.index[key])
+
+
 @dataclass
 class Splits:
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor]
+    train: tuple[torch.Tensor | Rows, torch.Tensor]
+    val: tuple[torch.Tensor | Rows, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
 
     @property
@@ -22,7 +58,12 @@ class Splits:
         return int(torch.cat([self.train[1], self.test[1]]).max()) + 1
 
     def to(self, device: torch.device) -> "Splits":
-        move = lambda pair: tuple(t.to(device, non_blocking=True) for t in pair)  # noqa: E731
+        """float32 splits move whole; uint8 ones (perhaps a memory map) stay, and go to the device batch by batch."""
+        def move(pair):
+            if pair[0].dtype == torch.uint8:
+                return pair
+            return tuple(t.to(device, non_blocking=True) for t in pair)
+
         return Splits(move(self.train), move(self.val), move(self.test))
 
 
@@ -33,6 +74,9 @@ def make_splits(train, test, val_size: int, seed: int) -> Splits:
         raise ConfigError(f"val_size must be between 1 and {len(labels) - 1} for this dataset (got {val_size})")
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     val, fit = order[:val_size], order[val_size:]
+    if images.dtype == torch.uint8:
+        val = val.sort().values  # validation then reads the map front to back
+        return Splits(train=(Rows(images, fit), labels[fit]), val=(Rows(images, val), labels[val]), test=test)
     return Splits(train=(images[fit], labels[fit]), val=(images[val], labels[val]), test=test)
 
 
