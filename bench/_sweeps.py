@@ -12,12 +12,14 @@ from optuna.trial import TrialState
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_sweep(name: str, workdir: Path, overrides: list[str]) -> dict:
+def run_sweep(name: str, workdir: Path, overrides: list[str], confirm: bool = False) -> dict:
+    """The search alone, unless ``confirm`` (then sweeplab's default confirmation follows it)."""
     sweep_dir = workdir / name
     command = [
         sys.executable, str(ROOT / "train.py"), "-m", "hydra/sweeper=optuna", f"hydra.sweeper.study_name={name}",
         f"hydra.sweep.dir={sweep_dir}", f"mlflow.tracking_uri=sqlite:///{workdir}/mlflow.db",
-        f"mlflow.artifact_location={workdir}/mlruns", "progress=false", *overrides,
+        f"mlflow.artifact_location={workdir}/mlruns", "progress=false",
+        *([] if confirm else ["hydra.sweeper.confirm.top_k=0"]), *overrides,
     ]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
@@ -37,6 +39,7 @@ def run_sweep(name: str, workdir: Path, overrides: list[str]) -> dict:
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "best_run_id": study.best_trial.user_attrs.get("mlflow_run_id"),
+        "trials": trials,
     }
 
 
