@@ -9,6 +9,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from sweeplab.names import JOURNAL_FILE, RUN_ID_ATTR
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,7 +28,7 @@ def run_sweep(name: str, workdir: Path, overrides: list[str], confirm: bool = Fa
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"sweep {name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL_FILE)))
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
     return {
@@ -38,7 +40,7 @@ def run_sweep(name: str, workdir: Path, overrides: list[str], confirm: bool = Fa
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
-        "best_run_id": study.best_trial.user_attrs.get("mlflow_run_id"),
+        "best_run_id": study.best_trial.user_attrs.get(RUN_ID_ATTR),
         "trials": trials,
     }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+from sweeplab.names import KIND_TAG, PARENT_TAG, WORKER_ATTR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -56,9 +57,9 @@ def main() -> int:
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], max_results=5000) if experiment else []
-    parents = [r for r in runs if r.data.tags.get("sweeplab.kind") == "study"]
+    parents = [r for r in runs if r.data.tags.get(KIND_TAG) == "study"]
     parent_ids = {r.info.run_id for r in parents}
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in parent_ids]
+    children = [r for r in runs if r.data.tags.get(PARENT_TAG) in parent_ids]
     child_trials = {r.data.tags.get("optuna.trial") for r in children}
     trial_numbers = {str(t.number) for t in finished}
     complete = {t.number for t in finished if t.state == TrialState.COMPLETE}
@@ -70,7 +71,7 @@ def main() -> int:
     steady_s = (last - first).total_seconds()
     by_worker = {}
     for t in finished:
-        by_worker[t.user_attrs.get("sweeplab.worker")] = by_worker.get(t.user_attrs.get("sweeplab.worker"), 0) + 1
+        by_worker[t.user_attrs.get(WORKER_ATTR)] = by_worker.get(t.user_attrs.get(WORKER_ATTR), 0) + 1
 
     lost_trials = n_trials - len(finished) + sum(t.state == TrialState.RUNNING for t in trials)
     lost_runs = (len(finished) - len(children)) + len(complete - with_metric)

@@ -13,6 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import PROJECT_ROOT
+from sweeplab.names import KIND_TAG, PARENT_TAG, RESULTS_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -92,10 +93,10 @@ def test_optuna_sweep_with_parent_and_child_runs(wheel_venv, project):
     result = run(wheel_venv, project, "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     study_dir = project / "multirun" / "digits-small_cnn-adam-2ep"
-    results = yaml.safe_load((study_dir / "optimization_results.yaml").read_text())
+    results = yaml.safe_load((study_dir / RESULTS_FILE).read_text())
     assert results["name"] == "optuna" and set(results["best_params"]) == {"batch_size", "optimizer.lr"}
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("custom_project").experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("sweeplab.kind") == "study"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    (parent,) = [r for r in runs if r.data.tags.get(KIND_TAG) == "study"]
+    children = [r for r in runs if r.data.tags.get(PARENT_TAG) == parent.info.run_id]
     assert parent.info.status == "FINISHED" and len(children) == 2 == len(runs) - 1

@@ -120,6 +120,7 @@ import sys, time
 from pathlib import Path
 from sweeplab.data.image_folder import ImageFolderSource
 from sweeplab.data.source import DataPlaces
+from sweeplab.names import WEIGHTS_FILE
 decode, decoded = ImageFolderSource._decode, []
 def slow_decode(self, path):  # a slow disk: the two builds surely overlap
     decoded.append(path)
@@ -272,7 +273,7 @@ def test_train_py_trains_on_an_image_folder(folder, workspace):
     result = workspace.train("dataset=image_folder", f"dataset.root={folder}", "val_size=10", "model=ffn128",
                              "mlflow.enabled=false")
     assert result.returncode == 0, result.stderr
-    saved = torch.load(workspace.out / "best.pt", weights_only=True)
+    saved = torch.load(workspace.out / WEIGHTS_FILE, weights_only=True)
     assert saved["state_dict"]["dense.0.weight"].shape == (128, 3 * 12 * 10)
     assert len(cache_folders(workspace.root / "data")) == 1
     rows = predict(workspace.out, 12)  # from the same cache: test images 0..9 are cats, 10.. dogs
@@ -293,7 +294,7 @@ def test_train_py_bad_image_input_is_one_line(spoil, overrides, needle, folder, 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and needle in last, result.stderr
-    assert not (workspace.out / "best.pt").exists()
+    assert not (workspace.out / WEIGHTS_FILE).exists()
 
 
 def test_unwritable_data_dir_is_one_line(folder, tmp_path):

@@ -2,6 +2,7 @@
 import torch
 
 from sweeplab.job import WEIGHTS_FILE, run_job
+from sweeplab.names import KIND_TAG, OUTPUT_DIR_TAG, PARENT_TAG
 
 PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
@@ -38,8 +39,8 @@ def test_basic_sweeper_runs_three_jobs(workspace):
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.parent for p in (workspace.root / "multirun").rglob(WEIGHTS_FILE))
     assert len(jobs) == 3
-    (parent,) = [r for r in workspace.runs() if r.data.tags.get("sweeplab.kind") == "grid"]  # one parent (issue 11)
-    runs = [r for r in workspace.runs() if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    (parent,) = [r for r in workspace.runs() if r.data.tags.get(KIND_TAG) == "grid"]  # one parent (issue 11)
+    runs = [r for r in workspace.runs() if r.data.tags.get(PARENT_TAG) == parent.info.run_id]
     assert sorted(int(r.data.params["batch_size"]) for r in runs) == [32, 64, 128]
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert {r.data.tags["sweeplab.output_dir"] for r in runs} == {str(j) for j in jobs}
+    assert {r.data.tags[OUTPUT_DIR_TAG] for r in runs} == {str(j) for j in jobs}

@@ -4,6 +4,7 @@ import pytest
 from tests.helpers import run_python
 from sweeplab.data.sources import DigitsSource
 from sweeplab.predict import main
+from sweeplab.names import WEIGHTS_FILE
 
 
 def test_prints_n_rows_against_true_labels(finished_run):
@@ -29,7 +30,7 @@ def test_bad_run_folder_is_one_line_and_exit_2(tmp_path, finished_run, capsys, d
         saved = finished_run.space.out / ".hydra" / "config.yaml"
         (run_dir / ".hydra" / "config.yaml").write_bytes(saved.read_bytes())
     if damage == "corrupt weights":
-        (run_dir / "best.pt").write_bytes(b"not a checkpoint")
+        (run_dir / WEIGHTS_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as exited:
         main([str(run_dir)])
     assert exited.value.code == 2

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+from sweeplab.names import WEIGHTS_FILE
 
 SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
 
@@ -29,5 +30,5 @@ def test_fashion_mnist_two_epochs(workspace):
         "fashion_mnist", "2", "128", "10000")
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"):
         assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2], key
-    assert {a.path for a in client.list_artifacts(run_id)} >= {"config.yaml", "best.pt", "hydra"}
+    assert {a.path for a in client.list_artifacts(run_id)} >= {"config.yaml", WEIGHTS_FILE, "hydra"}
     assert {a.path for a in client.list_artifacts(run_id, "hydra")} >= {"hydra/config.yaml"}

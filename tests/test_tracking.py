@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from sweeplab import tracking
 from sweeplab.job import run_job
 from sweeplab.training import NonFiniteLoss
+from sweeplab.names import WEIGHTS_FILE
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 
@@ -42,7 +43,7 @@ def test_metrics_per_epoch_and_final(finished_run):
 
 def test_artifacts(finished_run):
     client, run_id = finished_run.space.client(), finished_run.run.info.run_id
-    assert {a.path for a in client.list_artifacts(run_id)} >= {"config.yaml", "best.pt", "hydra"}
+    assert {a.path for a in client.list_artifacts(run_id)} >= {"config.yaml", WEIGHTS_FILE, "hydra"}
     assert {a.path for a in client.list_artifacts(run_id, "hydra")} >= {"hydra/config.yaml", "hydra/overrides.yaml"}
     config = OmegaConf.load(client.download_artifacts(run_id, "config.yaml"))
     assert config.dataset.name == "digits" and config.epochs == 3

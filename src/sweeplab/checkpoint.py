@@ -5,8 +5,8 @@ import torch
 from omegaconf import OmegaConf
 
 from sweeplab.building import build_model
+from sweeplab.names import WEIGHTS_FILE
 
-WEIGHTS_FILE = "best.pt"
 
 
 def save(path: Path, state_dict: dict, facts: dict, class_names: list[str] | None = None) -> None:

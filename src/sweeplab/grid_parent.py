@@ -8,7 +8,7 @@ import time
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from sweeplab.names import KIND_TAG, PARENT_TAG
+from sweeplab.names import KIND_TAG, OBJECTIVE_TAG, PARENT_TAG
 
 PARENT_ENV = "SWEEPLAB_GRID_PARENT_RUN_ID"
 
@@ -27,7 +27,7 @@ class GridParentRun(Callback):
             self.client, config.mlflow.experiment, config.mlflow.artifact_location)
         run = self.client.create_run(experiment_id, run_name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", tags={
             KIND_TAG: "grid", "mlflow.source.git.commit": tracking.git_commit() or "",
-            "sweeplab.objective": str(config.objective.metric)})
+            OBJECTIVE_TAG: str(config.objective.metric)})
         self.run_id = run.info.run_id
         for override in config.hydra.overrides.task:
             key, _, value = override.partition("=")

@@ -13,6 +13,7 @@ from sweeplab.data import make_splits
 from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
+from sweeplab.names import OUTPUT_DIR_TAG, STATE_TAG
 from sweeplab.objective import Objective
 from sweeplab.settings import JobSettings
 from sweeplab.training import evaluate, fit, to_unit
@@ -124,18 +125,18 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
             })
             run.artifact(output_dir / WEIGHTS_FILE)
             run.artifact(output_dir / ".hydra", "hydra")
-            run.tags({"sweeplab.state": "COMPLETE"})
+            run.tags({STATE_TAG: "COMPLETE"})
             run.end("FINISHED")
         return value
     except (trial.Pruned if trial else ()) as pruned:
         if run:
             run.metrics({"epochs_trained": len(trained)})
-            run.tags({"sweeplab.state": "PRUNED"})
+            run.tags({STATE_TAG: "PRUNED"})
             run.end("KILLED", str(pruned))
         raise
     except BaseException as error:
         if run:
-            run.tags({"sweeplab.state": "FAIL"})
+            run.tags({STATE_TAG: "FAIL"})
             run.end("FAILED", f"{type(error).__name__}: {error}")
         raise
 
@@ -153,7 +154,7 @@ def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, pare
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("trial", None)
     tags = {**labels.tags(), "seed": settings.seed, "mlflow.source.git.commit": tracking.git_commit(),
-            "sweeplab.output_dir": str(output_dir), "device": str(settings.device)}
+            OUTPUT_DIR_TAG: str(output_dir), "device": str(settings.device)}
     if trial:
         tags.update({"optuna.study": trial.study_name, "optuna.trial": trial.number, "optuna.sampler": trial.sampler_name})
     name = str(cfg.mlflow.run_name) if cfg.mlflow.run_name else labels.name(

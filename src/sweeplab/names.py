@@ -9,6 +9,7 @@ KIND_TAG = "sweeplab.kind"  # "study" on a parent run
 ROLE_TAG = "sweeplab.role"  # baseline | search | confirm, on a trial's run
 OUTPUT_DIR_TAG = "sweeplab.output_dir"
 MODEL_TRIAL_TAG = "sweeplab.logged_model_trial"
+OBJECTIVE_TAG = "sweeplab.objective"  # on a grid's parent run
 
 # Optuna study user attributes
 PRUNER_ATTR = "sweeplab.pruner"

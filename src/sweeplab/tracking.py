@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweeplab.errors import TrackingError, first_line
-from sweeplab.names import EXPERIMENT_KIND_TAG, PARENT_TAG
+from sweeplab.names import END_REASON_TAG, EXPERIMENT_KIND_TAG, PARENT_TAG
 from sweeplab.paths import project_root
 
 
@@ -149,6 +149,6 @@ class RunLog:
 
     def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
         if reason:
-            self.client.set_tag(self.run_id, "sweeplab.end_reason", reason[:5000])
+            self.client.set_tag(self.run_id, END_REASON_TAG, reason[:5000])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
 

@@ -18,9 +18,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from sweeplab.names import KIND_TAG, PARENT_TAG, STATE_TAG
+from tests.helpers import PROJECT_ROOT
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-PARENT_TAG = "mlflow.parentRunId"
 
 
 def _load_services():
@@ -175,7 +176,7 @@ def check_study(study, n_trials: int) -> tuple[list, dict]:
     assert len(set(params)) == len(params), params
 
     runs = study.runs()
-    parents = [r for r in runs if r.data.tags.get("sweeplab.kind") == "study"]
+    parents = [r for r in runs if r.data.tags.get(KIND_TAG) == "study"]
     assert len(parents) == 1, [r.info.run_name for r in parents]
     parent = parents[0]
     children = {int(r.data.tags["optuna.trial"]): r for r in runs if r.data.tags.get(PARENT_TAG) == parent.info.run_id}
@@ -183,7 +184,7 @@ def check_study(study, n_trials: int) -> tuple[list, dict]:
     for trial in finished:
         child = children[trial.number]
         assert child.info.status != "RUNNING", (trial.number, trial.state.name)
-        assert child.data.tags.get("sweeplab.state") == trial.state.name
+        assert child.data.tags.get(STATE_TAG) == trial.state.name
         if trial.state == TrialState.COMPLETE:
             assert child.data.metrics["best_val_accuracy"] == pytest.approx(trial.value)
             assert child.info.status == "FINISHED"

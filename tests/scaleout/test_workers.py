@@ -25,6 +25,7 @@ from sweeplab.sweep.sweeper import StudySweeper
 from sweeplab.sweep.trial_link import RUN_ID_ATTR, Heartbeat
 
 from .conftest import FINISHED, PROJECT_ROOT, check_study, closed_port, services
+from sweeplab.names import STATE_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +130,7 @@ def test_sigkilled_worker_trial_fails_and_a_restarted_worker_rejoins(study):
     dead = study.study().trials[killed.number]
     assert dead.state == TrialState.FAIL
     assert children[killed.number].info.status == "FAILED"
-    assert children[killed.number].data.tags["sweeplab.state"] == "FAIL"
+    assert children[killed.number].data.tags[STATE_TAG] == "FAIL"
     assert f"Study {study.name}: {n_trials} trials" in rejoined.log()
     assert any(t.user_attrs[WORKER_ATTR].endswith(f":{rejoined.pid}") for t in finished), "it ran no trial"
 

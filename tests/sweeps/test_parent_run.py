@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from sweeplab.sweep import parent_run
 from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR
+from sweeplab.names import RESULTS_FILE
 
 
 def new_study_with_parent(new_sweep, tmp_path, name: str):
@@ -23,7 +24,7 @@ def new_study_with_parent(new_sweep, tmp_path, name: str):
     client = space.client()
     experiment_id = client.create_experiment("sweeplab", artifact_location=f"{space.root}/mlruns")
     parent_id = parent_run.attach(client, experiment_id, study, True, {"n_trials": 2}, {"sweeplab.kind": "study"})
-    results = tmp_path / "optimization_results.yaml"
+    results = tmp_path / RESULTS_FILE
     results.write_text("best: {}\n")
     return space, study, client, parent_id, results
 

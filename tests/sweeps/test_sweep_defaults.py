@@ -12,6 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tests.helpers import PROJECT_ROOT, clean_env
+from sweeplab.names import MODEL_TRIAL_TAG, PARENT_RUN_ATTR, RESULTS_FILE, RUN_ID_ATTR, STATE_TAG, WEIGHTS_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def test_trials_sample_the_default_space(sweep):
 
 
 def test_optimization_results_match_best_trial(sweep):
-    results = yaml.safe_load((sweep.dir / "optimization_results.yaml").read_text())
+    results = yaml.safe_load((sweep.dir / RESULTS_FILE).read_text())
     best = sweep.study(STUDY).best_trial
     assert results["name"] == "optuna"
     assert results["best_value"] == best.value
@@ -95,7 +96,7 @@ def test_extra_search_key_and_pass_through_overrides(sweep):
 def test_one_parent_run_with_a_child_per_trial(sweep):
     study = sweep.study(STUDY)
     (parent,) = sweep.parents()
-    assert study.user_attrs["sweeplab.mlflow_parent_run_id"] == parent.info.run_id
+    assert study.user_attrs[PARENT_RUN_ATTR] == parent.info.run_id
     assert parent.info.run_name == f"study-{STUDY}" and parent.info.status == "FINISHED"
     children = sweep.child_by_trial(parent.info.run_id)
     assert len(sweep.runs()) == 1 + N_TRIALS  # nothing outside the parent/child tree
@@ -106,8 +107,8 @@ def test_one_parent_run_with_a_child_per_trial(sweep):
         assert tags["optuna.study"] == STUDY
         assert tags["optuna.sampler"] == "TPESampler"
         assert tags["seed"] == "42"
-        assert tags["sweeplab.state"] == "COMPLETE" and child.info.status == "FINISHED"
-        assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
+        assert tags[STATE_TAG] == "COMPLETE" and child.info.status == "FINISHED"
+        assert trial.user_attrs[RUN_ID_ATTR] == child.info.run_id
         assert child.data.metrics["best_val_accuracy"] == pytest.approx(trial.value)
         assert child.data.params["batch_size"] == str(trial.params["batch_size"])
 
@@ -136,7 +137,7 @@ def test_parent_run_artifacts_and_best_model(sweep):
     client = sweep.client()
     (parent,) = sweep.parents()
     run_id = parent.info.run_id
-    assert "optimization_results.yaml" in {f.path for f in client.list_artifacts(run_id)}
+    assert RESULTS_FILE in {f.path for f in client.list_artifacts(run_id)}
     plots = {Path(f.path).name for f in client.list_artifacts(run_id, "plots")}
     assert {"optimization_history.png", "lr_x_batch_size.png", "param_importances.png"} <= plots
     models = client.search_logged_models([parent.info.experiment_id])
@@ -144,6 +145,6 @@ def test_parent_run_artifacts_and_best_model(sweep):
     assert len(from_parent) == 1, models  # the best trial's model only; trials keep weights as artifacts
     assert str(from_parent[0].status).endswith("READY")
     best = sweep.study(STUDY).best_trial
-    assert parent.data.tags["sweeplab.logged_model_trial"] == str(best.number)
+    assert parent.data.tags[MODEL_TRIAL_TAG] == str(best.number)
     for child in sweep.children(run_id):
-        assert "best.pt" in {f.path for f in client.list_artifacts(child.info.run_id)}
+        assert WEIGHTS_FILE in {f.path for f in client.list_artifacts(child.info.run_id)}

@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.helpers import one_error_line
+from sweeplab.names import END_REASON_TAG, FAIL_REASON_ATTR, STATE_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def test_failed_trials_do_not_stop_the_sweep(mixed):
 def test_fail_reasons_are_recorded(mixed):
     space = mixed[0]
     for trial in space.study().trials:
-        reason = trial.user_attrs.get("fail_reason")
+        reason = trial.user_attrs.get(FAIL_REASON_ATTR)
         kind = trial_kind(trial)
         if kind == "good":
             assert reason is None
@@ -69,11 +70,11 @@ def test_failed_trials_are_failed_child_runs(mixed):
         child = children[trial.number]
         if trial.state == TrialState.FAIL:
             assert child.info.status == "FAILED"
-            assert child.data.tags["sweeplab.state"] == "FAIL"
+            assert child.data.tags[STATE_TAG] == "FAIL"
             assert child.data.tags["optuna.study"] == study.study_name
-            assert trial.user_attrs["fail_reason"] in child.data.tags["sweeplab.end_reason"]
+            assert trial.user_attrs[FAIL_REASON_ATTR] in child.data.tags[END_REASON_TAG]
         else:
-            assert child.info.status == "FINISHED" and child.data.tags["sweeplab.state"] == "COMPLETE"
+            assert child.info.status == "FINISHED" and child.data.tags[STATE_TAG] == "COMPLETE"
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_fail"] == 3 and parent.data.metrics["trials_complete"] == 1
 

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from sweeplab.settings import cpu_count
 
 from tests.helpers import PROJECT_ROOT, clean_env
+from sweeplab.names import JOURNAL_FILE, KIND_TAG, RESULTS_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -71,8 +72,8 @@ def test_basic_sweeper_grid_is_unaffected(new_sweep):
     space = new_sweep("basic")
     code, out, err = space.run("batch_size=32,64", "epochs=1", optuna_sweeper=False)
     assert code == 0, err[-3000:]
-    assert not (space.dir / "optuna.journal").exists()
-    assert not (space.dir / "optimization_results.yaml").exists()
+    assert not (space.dir / JOURNAL_FILE).exists()
+    assert not (space.dir / RESULTS_FILE).exists()
     dirs = space.job_dirs()
     assert [d.name for d in dirs] == ["0", "1"]
     configs = [yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) for d in dirs]
@@ -81,13 +82,13 @@ def test_basic_sweeper_grid_is_unaffected(new_sweep):
     assert all(c["trial"] == {"storage": None, "study_name": None, "trial_id": None} for c in configs)
     hydra_cfg = yaml.safe_load((dirs[0] / ".hydra" / "hydra.yaml").read_text())["hydra"]
     assert hydra_cfg["sweeper"]["_target_"].endswith("BasicSweeper")
-    (parent,) = [r for r in space.runs() if r.data.tags.get("sweeplab.kind") == "grid"]  # issue 11: one parent
+    (parent,) = [r for r in space.runs() if r.data.tags.get(KIND_TAG) == "grid"]  # issue 11: one parent
     runs = space.children(parent.info.run_id)
     assert len(space.runs()) == 1 + len(runs) and parent.info.status == "FINISHED"
     assert sorted(r.data.params["batch_size"] for r in runs) == ["32", "64"]
     for run in runs:  # plain runs under the grid's parent: no Optuna tags
         assert run.info.status == "FINISHED"
-        assert not {k for k in run.data.tags if k.startswith(("optuna.", "sweeplab.kind"))}
+        assert not {k for k in run.data.tags if k.startswith(("optuna.", KIND_TAG))}
     table = json.loads(Path(space.client().download_artifacts(parent.info.run_id, "grid.json")).read_text())
     rows = [dict(zip(table["columns"], row)) for row in table["data"]]
     assert sorted(r["batch_size"] for r in rows) == ["32", "64"] and parent.data.params["grid.batch_size"] == "32,64"
@@ -129,5 +130,5 @@ def test_job_folders_stay_in_the_study_folder_when_its_name_depends_on_a_searche
     assert code == 0, err[-3000:]
     (study_dir,) = (space.root / "runs").iterdir()
     assert study_dir.name == "digits-ffn256-adam-2ep"  # resolved in the sweeping process, with the default width
-    assert sorted(p.name for p in study_dir.iterdir()) == ["0", "1", "2", "optimization_results.yaml",
-                                                           "optuna.journal", "plots"]
+    assert sorted(p.name for p in study_dir.iterdir()) == ["0", "1", "2", RESULTS_FILE,
+                                                           JOURNAL_FILE, "plots"]

@@ -9,6 +9,7 @@ that trails the best one at some epoch may be pruned too, which is the pruner's 
 """
 import pytest
 from optuna.trial import TrialState
+from sweeplab.names import STATE_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +69,8 @@ def test_pruned_children_end_killed(pruned):
         child = children[trial.number]
         if trial.state == TrialState.PRUNED:
             assert child.info.status == "KILLED"
-            assert child.data.tags["sweeplab.state"] == "PRUNED"
+            assert child.data.tags[STATE_TAG] == "PRUNED"
             assert child.data.metrics["epochs_trained"] == len(trial.intermediate_values)
         else:
-            assert child.info.status == "FINISHED" and child.data.tags["sweeplab.state"] == "COMPLETE"
+            assert child.info.status == "FINISHED" and child.data.tags[STATE_TAG] == "COMPLETE"
     assert parent.data.params["pruner"] == "optuna.pruners.MedianPruner"

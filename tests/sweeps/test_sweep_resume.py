@@ -13,6 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers import kill_group, wait_for
+from sweeplab.names import FAIL_REASON_ATTR, PARENT_TAG, RUN_ID_ATTR, STATE_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def running_trial_with_run(space, number: int):
     if len(trials) <= number:
         return None
     trial = trials[number]
-    if trial.state == TrialState.RUNNING and "mlflow_run_id" in trial.user_attrs and trial.intermediate_values:
+    if trial.state == TrialState.RUNNING and RUN_ID_ATTR in trial.user_attrs and trial.intermediate_values:
         return trial
     return None
 
@@ -101,10 +102,10 @@ def test_trial_of_a_killed_sweep_is_failed_on_resume(resumed):
     space, _, killed, out = resumed
     trial = space.study("resume-test").trials[2]
     assert trial.state == TrialState.FAIL
-    assert trial.user_attrs.get("fail_reason"), trial.user_attrs
+    assert trial.user_attrs.get(FAIL_REASON_ATTR), trial.user_attrs
     (parent,) = space.parents()
-    child = space.client().get_run(killed.user_attrs["mlflow_run_id"])
-    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    child = space.client().get_run(killed.user_attrs[RUN_ID_ATTR])
+    assert child.data.tags[PARENT_TAG] == parent.info.run_id
     assert child.info.status == "FAILED"  # not left RUNNING forever
-    assert child.data.tags["sweeplab.state"] == "FAIL"
+    assert child.data.tags[STATE_TAG] == "FAIL"
     assert "1 failed" in out  # the summary counts it

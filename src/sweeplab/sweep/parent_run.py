@@ -14,11 +14,13 @@ from optuna.trial import TrialState
 
 from sweeplab.errors import first_line
 from sweeplab.sweep.report import objective_name
-from sweeplab.names import CONFIRMATION_TABLE, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PARENT_TAG, RUN_ID_ATTR
+from sweeplab.names import (
+    CONFIRMATION_TABLE, END_REASON_TAG, MODEL_TRIAL_TAG, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PARENT_TAG, RUN_ID_ATTR,
+    STATE_TAG,
+)
 from sweeplab.sweep.study import best_search_trial, best_trial, counts
 
 log = logging.getLogger(__name__)
-MODEL_TRIAL_TAG = "sweeplab.logged_model_trial"
 
 
 def attach(client: MlflowClient, experiment_id: str, study, created: bool, params: dict, tags: dict,
@@ -47,7 +49,7 @@ def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str 
                 _create_failed_child(client, parent_run_id, trial, reason)
             return
         if client.get_run(run_id).info.status == "RUNNING":
-            client.log_batch(run_id, tags=[RunTag("sweeplab.state", "FAIL"), RunTag("sweeplab.end_reason", reason)])
+            client.log_batch(run_id, tags=[RunTag(STATE_TAG, "FAIL"), RunTag(END_REASON_TAG, reason)])
             client.set_terminated(run_id, "FAILED")
     except Exception as error:  # the server may be down as well; the trial is FAIL in Optuna regardless
         log.warning("could not end MLflow run %s of trial %d: %s", run_id, trial.number, error)
@@ -58,7 +60,7 @@ def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason
     tags = {
         PARENT_TAG: parent_run_id, "optuna.study": parent.data.tags.get("optuna.study", ""),
         "optuna.trial": str(trial.number), "optuna.sampler": parent.data.params.get("sampler", ""),
-        "seed": parent.data.params.get("sampler.seed", ""), "sweeplab.state": "FAIL", "sweeplab.end_reason": reason,
+        "seed": parent.data.params.get("sampler.seed", ""), STATE_TAG: "FAIL", END_REASON_TAG: reason,
     }
     run = client.create_run(parent.info.experiment_id, run_name=f"trial-{trial.number}",
                             tags={k: str(v)[:5000] for k, v in tags.items() if v != ""})

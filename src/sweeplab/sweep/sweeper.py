@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from sweeplab import compat, tracking
 from sweeplab.errors import SweeplabError
-from sweeplab.names import FAIL_REASON_ATTR, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR
+from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR
 from sweeplab.settings import cpu_count
 from sweeplab.sweep import confirmation, parent_run, report
 from sweeplab.sweep.plan import SweepPlan, make_plan
@@ -143,7 +143,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
             "objective": plan.objective, "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
             "confirm.seeds": plan.confirm.seeds, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
         })
-        tags = {"optuna.study": study.study_name, "sweeplab.kind": "study", "dataset": self.config.dataset.name,
+        tags = {"optuna.study": study.study_name, KIND_TAG: "study", "dataset": self.config.dataset.name,
                 "mlflow.source.git.commit": tracking.git_commit()}
         return parent_run.attach(client, experiment_id, study, created, params, {k: str(v) for k, v in tags.items() if v})
 
