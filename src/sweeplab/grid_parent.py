@@ -37,10 +37,17 @@ class GridParentRun(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if self.run_id:
-            self._summarise(str(config.objective.metric), str(config.objective.direction))
-            self._end("FINISHED")
+            from sweeplab.paths import project_root
+            from sweeplab.tracking import where_to_look
 
-    def _summarise(self, metric: str, direction: str) -> None:
+            line = self._summarise(str(config.objective.metric), str(config.objective.direction))
+            experiment = self.client.get_run(self.run_id).info.experiment_id
+            hint = where_to_look(config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
+            run_name = self.client.get_run(self.run_id).info.run_name
+            self._end("FINISHED")
+            print(f"{line}\nMLflow:   {hint}   (run '{run_name}')", flush=True)
+
+    def _summarise(self, metric: str, direction: str) -> str:
         children = self.client.search_runs(
             [self.client.get_run(self.run_id).info.experiment_id], f"tags.`{PARENT_TAG}` = '{self.run_id}'",
             max_results=10000)
@@ -58,6 +65,9 @@ class GridParentRun(Callback):
             best = pick(done, key=lambda c: c.data.metrics[key])
             self.client.log_metric(self.run_id, key, best.data.metrics[key])
             self.client.set_tag(self.run_id, "best_child_run_id", best.info.run_id)
+            return (f"Grid of {len(children)} jobs, {len(done)} finished: best {metric} {best.data.metrics[key]:.4f} "
+                    f"in run {best.info.run_name}")
+        return f"Grid of {len(children)} jobs, none finished"
 
     def _end(self, status: str) -> None:
         atexit.unregister(self._end)

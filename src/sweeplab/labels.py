@@ -46,7 +46,9 @@ class RunLabels:
 
 
 def _short(value) -> str:
+    """Numbers in a few digits (a learning rate as 0.00123), whole numbers whole (a seed as 2042)."""
     try:
-        return f"{float(value):.3g}"
+        number = float(value)
     except (TypeError, ValueError):
         return str(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e12 else f"{number:.3g}"

@@ -84,6 +84,16 @@ def dataset_digest(data) -> str:
     return digest.hexdigest()[:16]
 
 
+def where_to_look(tracking_uri: str, experiment_id: str, default_db: Path) -> str:
+    """How a user opens an experiment's runs table. MLflow 3's UI opens an experiment in its GenAI view unless
+    asked for the runs (whatever the experiment's tags say), so the address names the runs page."""
+    page = f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if tracking_uri.startswith("sqlite"):
+        command = "mlflow ui" if tracking_uri == f"sqlite:///{default_db}" else f"mlflow ui --backend-store-uri {tracking_uri}"
+        return f"{command}   then http://127.0.0.1:5000/{page}"
+    return f"{tracking_uri.rstrip('/')}/{page}"
+
+
 def git_commit() -> str | None:
     try:
         result = subprocess.run(

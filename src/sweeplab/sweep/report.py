@@ -40,14 +40,18 @@ def write_results(study: optuna.Study, sweep_dir: Path, n_search: int | None = N
     return path
 
 
-def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
+def write_plots(study: optuna.Study, folder: Path, n_search: int | None = None) -> list[Path]:
     """Optimisation history, learning rate × batch size coloured by the objective, parameter importances and
-    learning curves, as PNG files (small, and shown by MLflow's artifact viewer)."""
+    learning curves, as PNG files (small, and shown by MLflow's artifact viewer) — of the search trials only: the
+    confirmation's repeats on fresh seeds would show as a best value no search trial reached."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
     from optuna.visualization import matplotlib as vis
+
+    if n_search is not None:
+        study = search_only(study, n_search)
 
     names = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
     pair = [n for n in ("batch_size", "optimizer.lr") if n in names]
@@ -77,6 +81,19 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
     return written
 
 
+def search_only(study: optuna.Study, n_search: int) -> optuna.Study:
+    """An in-memory copy of the study holding its search trials alone."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" for a copy
+    try:
+        copy = optuna.create_study(directions=study.directions, study_name=study.study_name)
+    finally:
+        optuna.logging.set_verbosity(level)
+    copy.add_trials([t for t in study.get_trials(deepcopy=False) if t.number < n_search])
+    copy.set_user_attr(OBJECTIVE_ATTR, objective_name(study))
+    return copy
+
+
 def _confirmed_section(confirmed, direction: str) -> dict:
     def estimate(e):
         return None if e is None else {"trial": e.trial, "params": e.params, "seeds": len(e.values), "mean": e.mean,
@@ -96,7 +113,9 @@ def summary(study: optuna.Study, n_search: int, wall_s: float, results: Path, tr
     best = best_search_trial(study, n_search)
     n = counts(study)
     lines = [
-        f"Study {study.study_name}: {sum(n.values())} trials — {n['complete']} complete, {n['pruned']} pruned, "
+        f"Study {study.study_name}: {sum(n.values())} trials ({min(n_search, sum(n.values()))} search"
+        f"{f', {sum(n.values()) - n_search} confirmation' if sum(n.values()) > n_search else ''})"
+        f" — {n['complete']} complete, {n['pruned']} pruned, "
         f"{n['fail']} failed, {n['running']} running — this sweep took {wall_s:.1f} s",
     ]
     if best:

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from sweeplab import compat, tracking
 from sweeplab.errors import SweeplabError
 from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR
+from sweeplab.paths import project_root
 from sweeplab.settings import cpu_count
 from sweeplab.sweep import confirmation, parent_run, report
 from sweeplab.sweep.plan import SweepPlan, make_plan
@@ -153,13 +154,13 @@ class StudySweeper(compat.OptunaSweeperImpl):
         direction = self._get_directions()[0]
         results = report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, direction)
         if parent_id:
-            plots = report.write_plots(study, plan.sweep_dir / "plots")
+            plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
             parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials, confirmed)
         hint = None
         if plan.client:
-            uri = self.config.mlflow.tracking_uri
-            hint = "mlflow ui   (in the project root)" if uri.startswith("sqlite") else f"open {uri}"
-            hint += f"  → experiment '{self.config.mlflow.experiment}', run 'study-{study.study_name}'"
+            experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
+            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
+            hint += f"   (run 'study-{study.study_name}')"
         print(report.summary(study, plan.n_trials, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction), flush=True)
 
