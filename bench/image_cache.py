@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from sweeplab.data import make_splits
+from sweeplab.data.image_cache import mapped_file
 from sweeplab.data.image_folder import ImageFolderSource
 from sweeplab.data.source import DataPlaces
 from sweeplab.model import FeedForwardNet
@@ -46,16 +47,6 @@ def write_pngs(root: Path, train: int, test: int) -> None:
             (root / split / name).mkdir(parents=True)
         for i, (image, label) in enumerate(zip(images, labels)):
             Image.fromarray(image).save(root / split / CLASSES[label] / f"{i:06d}.png")
-
-
-def mapped_file(tensor: torch.Tensor) -> str | None:
-    address = tensor.data_ptr()
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        fields = line.split(maxsplit=5)
-        low, high = (int(v, 16) for v in fields[0].split("-"))
-        if low <= address < high:
-            return fields[5] if len(fields) == 6 else None
-    return None
 
 
 def anonymous_mb() -> float:

@@ -9,11 +9,13 @@ import torch
 from PIL import Image
 
 from sweeplab.data import make_splits
+from sweeplab.data.image_cache import mapped_file
 from sweeplab.data.image_folder import ImageFolderSource
 from sweeplab.data.source import DataPlaces
 from sweeplab.data.splits import Rows
 from sweeplab.errors import ConfigError, DataError
 from sweeplab.model import FeedForwardNet
+from sweeplab.names import WEIGHTS_FILE
 from sweeplab.predict import predict
 from sweeplab.training import fit
 
@@ -52,17 +54,6 @@ def load(root, data_dir, **settings):
 def cache_folders(data_dir: Path) -> list[Path]:
     """Every folder there: the caches, and any temporary folder a build left behind."""
     return sorted(p for p in (data_dir / "image_folder").iterdir() if p.is_dir())
-
-
-def mapped_file(tensor: torch.Tensor) -> str | None:
-    """The file whose memory map holds the tensor's data, from /proc/self/maps; None if it lives in plain memory."""
-    address = tensor.data_ptr()
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        fields = line.split(maxsplit=5)
-        low, high = (int(v, 16) for v in fields[0].split("-"))
-        if low <= address < high:
-            return fields[5] if len(fields) == 6 else None
-    return None
 
 
 def test_load_decodes_into_a_memory_mapped_uint8_cache(folder, tmp_path):
@@ -120,7 +111,6 @@ import sys, time
 from pathlib import Path
 from sweeplab.data.image_folder import ImageFolderSource
 from sweeplab.data.source import DataPlaces
-from sweeplab.names import WEIGHTS_FILE
 decode, decoded = ImageFolderSource._decode, []
 def slow_decode(self, path):  # a slow disk: the two builds surely overlap
     decoded.append(path)

@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 import shutil
-from contextlib import contextmanager
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -125,3 +125,14 @@ def build_cache(
                         f"{size_mb:.0f} MB); set data_dir=<a writable folder with room>") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def mapped_file(tensor: torch.Tensor) -> str | None:
+    """The file whose memory map holds the tensor's data (from /proc/self/maps, Linux); None in plain memory."""
+    address = tensor.data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        low, high = (int(v, 16) for v in fields[0].split("-"))
+        if low <= address < high:
+            return fields[5] if len(fields) == 6 else None
+    return None
