@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+
 from sweeplab.names import KIND_TAG, PARENT_TAG, WORKER_ATTR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

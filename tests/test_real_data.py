@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+
 from sweeplab.names import WEIGHTS_FILE
 
 SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")

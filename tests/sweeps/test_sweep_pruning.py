@@ -9,6 +9,7 @@ that trails the best one at some epoch may be pruned too, which is the pruner's 
 """
 import pytest
 from optuna.trial import TrialState
+
 from sweeplab.names import STATE_TAG
 
 pytestmark = pytest.mark.slow
