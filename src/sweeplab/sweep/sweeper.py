@@ -182,6 +182,7 @@ class StudySweeper(OptunaSweeperImpl):
         client = None
         if self.config.mlflow.enabled:
             client = tracking.connect(self.config.mlflow.tracking_uri)
+            tracking.check_can_write(client, self.config.mlflow.experiment)
         name = self.study_name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
         return {
             "space": space, "storage": storage, "storage_url": storage_url, "client": client, "name": name,
