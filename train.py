@@ -5,10 +5,10 @@ import gc
 # would walk them again and again while they load and once more at exit: about a third of a short job's CPU time.
 # sweeplab.cli.task turns it back on when the first job ends.
 gc.disable()
-from sweeplab.cli import main  # noqa: E402
+from sweeplab import main  # noqa: E402
 
 if __name__ == "__main__":
     try:
-        main()
+        main(config_path="conf", config_name="config")
     finally:
         gc.freeze()  # exit frees everything anyway: spare the collector's final passes over it

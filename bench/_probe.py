@@ -82,7 +82,7 @@ def instrument_job() -> None:
     from sweeplab import job, tracking
 
     tracking.connect = CLOCK.phase("tracking: connect (store init / schema check)", tracking.connect)
-    job.load_splits = CLOCK.phase("data: load + split", job.load_splits)
+    job.load_data = CLOCK.phase("data: load + split", job.load_data)
     job.build_model = CLOCK.phase("setup: model", job.build_model)
     job._start_run = CLOCK.phase("tracking: experiment + start run (params, tags, config)", job._start_run)
     job.evaluate = CLOCK.phase("final: test evaluation", job.evaluate)

@@ -11,7 +11,7 @@ same seeded 50 000 / 10 000 train / validation split, with the same torch thread
   indices, ``DataLoader(batch_size=128)`` shuffling every epoch (the same seeded order as sweeplab's), and
   ``torch.optim.Adam(params, lr=1e-3)``, in the notes' loop. Its epoch time covers the training pass only.
 - sweeplab's path: ``sweeplab.data.make_splits`` + ``sweeplab.training.fit``, with the optimizer built from
-  sweeplab's own ``conf/optimizer/adam.yaml``. Its epoch time is fit's own: the training pass plus train
+  sweeplab's own ``src/sweeplab/conf/optimizer/adam.yaml``. Its epoch time is fit's own: the training pass plus train
   metrics and a validation pass.
 
 The epochs alternate (sweeplab epoch k, then notes epoch k, from fit's ``on_epoch`` hook), so that a noisy, shared
@@ -33,11 +33,14 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from torchvision.transforms import ToTensor
 
 from sweeplab.building import build
+from sweeplab.data.source import DataPlaces
 from sweeplab.data import make_splits
 from sweeplab.data.sources import TorchvisionSource
 from sweeplab.model import FeedForwardNet
-from sweeplab.paths import CONF_DIR, PROJECT_ROOT
+from sweeplab.paths import PACKAGE_CONF
 from sweeplab.training import evaluate, fit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 FASHION = "torchvision.datasets.FashionMNIST"
 SYSTEM_COPY = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
@@ -84,7 +87,7 @@ def describe(device: torch.device) -> str:
 
 
 def sweeplab_optimizer(params, lr: float):
-    cfg = OmegaConf.load(CONF_DIR / "optimizer" / "adam.yaml")
+    cfg = OmegaConf.load(PACKAGE_CONF / "optimizer" / "adam.yaml")
     cfg.lr = lr
     return build(cfg)(params)
 
@@ -109,7 +112,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     source = TorchvisionSource(FASHION, offline_dirs=[SYSTEM_COPY])
-    train, test = source.load(args.data_dir)
+    data = source.load(DataPlaces(args.data_dir))
+    train, test = data.train, data.test
     splits = make_splits(train, test, args.val_size, args.seed)
     fit_index, val_index = split_indices(len(train[1]), args.val_size, args.seed)
     assert torch.equal(splits.val[1], train[1][val_index]) and torch.equal(splits.train[1], train[1][fit_index])
@@ -149,7 +153,7 @@ def main() -> None:
         optimizer, optimizer_name = torch.optim.Adam(sweeplab_model.parameters(), lr=args.lr), "`torch.optim.Adam`"
     else:
         optimizer = sweeplab_optimizer(sweeplab_model.parameters(), args.lr)
-        optimizer_name = "`conf/optimizer/adam.yaml`"
+        optimizer_name = "`src/sweeplab/conf/optimizer/adam.yaml`"
     with warnings.catch_warnings(record=True) as syncs:
         warnings.simplefilter("always")
         if on_cuda:

@@ -30,9 +30,12 @@ from omegaconf import OmegaConf
 
 from sweeplab.building import build
 from sweeplab.data import make_splits
+from sweeplab.data.source import DataPlaces
 from sweeplab.model import FeedForwardNet
-from sweeplab.paths import CONF_DIR, PROJECT_ROOT
+from sweeplab.paths import PACKAGE_CONF
 from sweeplab.training import fit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 NOTES = (128, 1e-3)  # the notes' batch size and Adam learning rate
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
@@ -40,8 +43,9 @@ BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 
 def load(seeds, val_size, device):
     """Each seed's splits of Fashion-MNIST, found the way `dataset=fashion_mnist` finds it (Debian's copy, ...)."""
-    dataset = OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml")
-    train, test = build(dataset.source).load(PROJECT_ROOT / "data")
+    dataset = OmegaConf.load(PACKAGE_CONF / "dataset" / "fashion_mnist.yaml")
+    data = build(dataset.source).load(DataPlaces(PROJECT_ROOT / "data"))
+    train, test = data.train, data.test
     return {seed: make_splits(train, test, val_size or dataset.val_size, seed).to(device) for seed in seeds}
 
 

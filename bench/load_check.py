@@ -50,7 +50,7 @@ def main() -> int:
     for i in range(args.workers):
         log = open(root / f"w{i}.log", "w")
         workers.append(subprocess.Popen(
-            [sys.executable, "train.py", "-m", "hydra/sweeper=optuna", *TRIAL, f"hydra.sweeper.storage={postgres}",
+            [sys.executable, "train.py", "-m", "hydra/sweeper=optuna", "hydra.sweeper.confirm.top_k=0", *TRIAL, f"hydra.sweeper.storage={postgres}",
              f"hydra.sweeper.study_name={name}", f"hydra.sweeper.n_trials={n_trials}",
              f"mlflow.tracking_uri={tracking}", f"mlflow.experiment={name}", f"hydra.sweep.dir={root}/w{i}"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -14,7 +14,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeplab.paths import CONF_DIR, PROJECT_ROOT
+from sweeplab.cli import register_configs
+from sweeplab.paths import set_project_root
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout: train.py and its conf/
+CONF_DIR = PROJECT_ROOT / "conf"
 
 MNIST_FILES = {  # torchvision's file names -> which split and part they hold
     "train-images-idx3-ubyte": ("train", 0), "train-labels-idx1-ubyte": ("train", 1),
@@ -59,6 +63,9 @@ def mnist_overrides(synthetic_mnist) -> list[str]:
 
 
 def compose(*overrides: str):
+    """The checkout app's config, as `train.py` composes it (sweeplab's sweeper configs, project root)."""
+    register_configs()
+    set_project_root(PROJECT_ROOT)
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR)):
         return hydra.compose("config", overrides=list(overrides))
 

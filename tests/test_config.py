@@ -5,14 +5,14 @@ import pytest
 import torch
 import yaml
 
-from conftest import compose, run_python
+from conftest import PROJECT_ROOT, compose, run_python
 from sweeplab.building import build
 from sweeplab.model import FeedForwardNet
-from sweeplab.paths import CONF_DIR, PROJECT_ROOT
+from sweeplab.paths import PACKAGE_CONF
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    return sorted(p.stem for p in (PACKAGE_CONF / group).glob("*.yaml"))
 
 
 def test_groups_have_the_issue_options():

@@ -9,12 +9,18 @@ from torchvision.transforms import ToTensor
 from conftest import MNIST_FILES, compose, mnist_overrides, write_mnist
 from sweeplab.data.sources import TorchvisionSource
 from sweeplab.errors import DataError
-from sweeplab.job import load_splits
+from sweeplab.data.source import DataPlaces
+from sweeplab.job import load_data
 from sweeplab.settings import JobSettings
 
 
 def mnist_source(offline_dirs=()) -> TorchvisionSource:
     return TorchvisionSource("torchvision.datasets.MNIST", offline_dirs=[str(d) for d in offline_dirs])
+
+
+def load(source, data_dir, extra=(), download=False):
+    data = source.load(DataPlaces(data_dir, tuple(extra), download))
+    return data.train, data.test
 
 
 def as_tensors(images, labels):
@@ -23,7 +29,7 @@ def as_tensors(images, labels):
 
 def test_tensors_equal_what_to_tensor_gives(tmp_path, synthetic_mnist):
     cfg = compose(*mnist_overrides(synthetic_mnist), f"data_dir={tmp_path}", "device=cpu")
-    splits = load_splits(cfg, JobSettings.from_config(cfg))
+    splits, _ = load_data(cfg, JobSettings.from_config(cfg))
 
     reference = MNIST(str(tmp_path), train=False, transform=ToTensor())  # the notes' per-sample PIL path
     expected = torch.stack([image for image, _ in reference])
@@ -39,7 +45,7 @@ def test_files_under_data_dir_come_first(tmp_path):
     own = write_mnist(tmp_path / "data" / "MNIST" / "raw", seed=1, gz=False)
     write_mnist(tmp_path / "extra", seed=2)
     write_mnist(tmp_path / "system", seed=3)
-    train, test = mnist_source([tmp_path / "system"]).load(tmp_path / "data", [tmp_path / "extra"], download=False)
+    train, test = load(mnist_source([tmp_path / "system"]), tmp_path / "data", [tmp_path / "extra"])
     assert torch.equal(test[0], as_tensors(*own["test"])[0])
     assert torch.equal(train[1], as_tensors(*own["train"])[1])
 
@@ -48,7 +54,7 @@ def test_files_under_data_dir_come_first(tmp_path):
 def test_gz_files_elsewhere_are_copied_and_decompressed(tmp_path, synthetic_mnist, where):
     source = mnist_source([synthetic_mnist.dir] if where == "offline_dirs" else [])
     extra = [synthetic_mnist.dir] if where == "extra_data_dirs" else []
-    train, test = source.load(tmp_path / "data", extra, download=False)
+    train, test = load(source, tmp_path / "data", extra)
 
     raw = tmp_path / "data" / "MNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(MNIST_FILES)  # decompressed, no leftovers
@@ -62,7 +68,7 @@ def test_gz_files_elsewhere_are_copied_and_decompressed(tmp_path, synthetic_mnis
 def test_no_source_and_no_download_names_dataset_places_and_fix(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError) as caught:
-        mnist_source([tmp_path / "system"]).load(tmp_path / "data", [tmp_path / "empty"], download=False)
+        load(mnist_source([tmp_path / "system"]), tmp_path / "data", [tmp_path / "empty"])
     message = str(caught.value)
     assert "\n" not in message
     assert "MNIST" in message and "download=false" in message
@@ -83,7 +89,7 @@ def test_bad_file_under_data_dir_names_the_folder(tmp_path, how, name):
     write_mnist(raw, gz=False)
     damage(raw / name, how)
     with pytest.raises(DataError) as caught:
-        mnist_source().load(tmp_path, download=False)
+        load(mnist_source(), tmp_path)
     assert "\n" not in str(caught.value) and str(raw) in str(caught.value)
 
 
@@ -91,7 +97,7 @@ def test_truncated_gz_in_extra_dir_names_the_file_and_leaves_nothing_half_copied
     write_mnist(tmp_path / "extra")
     damage(tmp_path / "extra" / "train-images-idx3-ubyte.gz", "truncated")
     with pytest.raises(DataError) as caught:
-        mnist_source().load(tmp_path / "data", [tmp_path / "extra"], download=False)
+        load(mnist_source(), tmp_path / "data", [tmp_path / "extra"])
     assert "\n" not in str(caught.value)
     assert str(tmp_path / "extra" / "train-images-idx3-ubyte.gz") in str(caught.value)
     assert not any(p.name.endswith(".partial") for p in (tmp_path / "data").rglob("*"))

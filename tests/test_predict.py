@@ -12,7 +12,7 @@ def test_prints_n_rows_against_true_labels(finished_run):
     header, *rows, summary = result.stdout.strip().splitlines()
     assert header.split() == ["index", "predicted", "true"]
     assert len(rows) == 7
-    _, (_, test_labels) = DigitsSource().load(None)
+    _, test_labels = DigitsSource().load().test
     table = [row.split() for row in rows]
     assert [int(r[0]) for r in table] == list(range(7))
     assert [int(r[2]) for r in table] == test_labels[:7].tolist()

@@ -10,23 +10,30 @@ from pathlib import Path
 import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.errors import SweeplabError
-from sweeplab.paths import CONF_DIR
+from sweeplab.errors import SweeplabError, first_line
+from sweeplab.paths import set_project_root
 
 
 def task(cfg: DictConfig) -> float:
     start_up = _pause_collector_for_start_up()
     from sweeplab.settings import JobSettings  # imported here so that `--help` and `--cfg` stay fast
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    from sweeplab.overrides import unread_additions
+
+    for warning in unread_additions(cfg, hydra_cfg.overrides.task):
+        sys.stderr.write(f"{warning}\n")
     try:
         JobSettings.from_config(cfg)  # bad values fail before the slow imports (MLflow, Optuna) below
         from sweeplab.job import run_job
+        from sweeplab.labels import RunLabels
 
-        objective = run_job(cfg, output_dir)
+        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial))
         if start_up:
             gc.freeze()  # what start-up loaded lives as long as the process: keep the collector off it for good
         return objective
@@ -38,6 +45,15 @@ def task(cfg: DictConfig) -> float:
         sys.exit(2)
     finally:
         gc.enable()
+
+
+def _trial_link(trial_cfg):
+    """The link to this job's Optuna trial, or None; Optuna (~0.5 s of imports) loads only inside a trial."""
+    if trial_cfg.get("trial_id") is None:
+        return None
+    from sweeplab.sweep.trial_link import TrialLink
+
+    return TrialLink.from_config(trial_cfg)
 
 
 def _pause_collector_for_start_up() -> bool:
@@ -95,9 +111,54 @@ def _whole_config_for_hydra_node(argv: list[str], package: str | None) -> list[s
     return rewritten + (["--package", "hydra"] if package in (None, "_global_") else [])
 
 
-def main() -> None:
+def config_dir(config_path: str, caller_file: str | None) -> Path:
+    """config_path as Hydra reads it in the caller's own @hydra.main: relative to the calling script's folder."""
+    base = Path(caller_file).resolve().parent if caller_file else Path.cwd()
+    return (base / config_path).resolve()
+
+
+def register_configs() -> None:
+    """sweeplab's `hydra/sweeper=optuna`, for this process only (see sweeplab.sweep.plugin), and the resolver that
+    lists the app's config groups in `--help`."""
+    from sweeplab.sweep.plugin import register
+
+    register()
+    OmegaConf.register_resolver("sweeplab_config_groups", _config_groups, replace=True)
+
+
+def _config_groups(sources) -> str:
+    """`group: option, ...` lines for the app's groups in every config source, those of `hydra.searchpath` included
+    (Hydra's own $APP_CONFIG_GROUPS sees only the primary config's folder)."""
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.core.object_type import ObjectType
+
+    search_path = ConfigSearchPathImpl()
+    for source in sources:
+        search_path.append(source.provider, f"{source.schema}://{source.path}")
+    repository = ConfigRepository(search_path)
+
+    def groups(parent: str) -> list[str]:
+        found = []
+        for name in repository.get_group_options(parent, ObjectType.GROUP):
+            group = f"{parent}/{name}" if parent else name
+            found += [group] if repository.get_group_options(group, ObjectType.CONFIG) else []
+            found += groups(group)
+        return found
+
+    lines = [f"{g}: {', '.join(sorted(repository.get_group_options(g)))}" for g in sorted(groups("")) if g != "hydra"
+             and not g.startswith("hydra/")]
+    return "\n".join(lines)
+
+
+def main(config_path: str = "conf", config_name: str = "config", caller_file: str | None = None) -> None:
+    """Run a sweeplab app: its primary config is `<config_path>/<config_name>.yaml`, config_path relative to the
+    calling script (caller_file), whose folder is also the project root that relative paths resolve against."""
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.cli\.")
+    conf = config_dir(config_path, caller_file)
+    set_project_root(Path(caller_file).resolve().parent if caller_file else Path.cwd())
+    os.environ["SWEEPLAB_APP_NAME"] = Path(caller_file).stem if caller_file else "sweeplab"
     args = get_args_parser().parse_args()
     if args.run + args.multirun + (args.cfg is not None) + (args.info is not None) + args.shell_completion > 1:
         sys.stderr.write("error: use only one of --run, --multirun (-m), --cfg, --info, --shell-completion; "
@@ -105,12 +166,22 @@ def main() -> None:
         sys.exit(2)
     if args.cfg == "hydra" and args.resolve:
         sys.argv = _whole_config_for_hydra_node(sys.argv, args.package)
+    register_configs()
     if args.overrides:
         from sweeplab.overrides import check_overrides
 
         try:
-            check_overrides(str(CONF_DIR), args.overrides)
+            check_overrides(str(conf), config_name, args.overrides)
         except SweeplabError as error:
             sys.stderr.write(f"error: {error}\n")
             sys.exit(2)
-    hydra.main(config_path=str(CONF_DIR), config_name="config")(task)()
+    # Hydra's own errors reach us as exceptions (not printed over several lines and exit 1), to say in one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra.main(config_path=str(conf), config_name=config_name)(task)()
+    except CompactHydraException as error:
+        from sweeplab.overrides import not_in_config_message
+
+        message = not_in_config_message(error, str(conf), config_name, args.overrides) or first_line(error)
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)

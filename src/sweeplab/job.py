@@ -1,116 +1,120 @@
 """One training job: config -> data -> model -> loop -> metrics -> tracking -> objective."""
 import logging
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from sweeplab.building import build
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab import checkpoint
+from sweeplab.building import build, build_model
 from sweeplab.data import make_splits
+from sweeplab.data.source import DataPlaces, LoadedData
+from sweeplab.errors import ConfigError
+from sweeplab.labels import RunLabels
+from sweeplab.objective import Objective
 from sweeplab.settings import JobSettings
-from sweeplab.training import evaluate, fit
+from sweeplab.training import fit, evaluate
 
 log = logging.getLogger(__name__)
-WEIGHTS_FILE = "best.pt"
+WEIGHTS_FILE = checkpoint.WEIGHTS_FILE
 
 
-def describe(cfg: DictConfig) -> dict[str, str]:
-    """Short names for tags and run names, derived from what the config builds."""
-    return {
-        "dataset": str(cfg.dataset.name),
-        "model": f"ffn{cfg.model.width}",
-        "optimizer": str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
-    }
-
-
-def run_name(cfg: DictConfig, trial_number: int | None) -> str:
-    if cfg.mlflow.run_name:
-        return str(cfg.mlflow.run_name)
-    names = describe(cfg)
-    name = f"{names['dataset']}-{names['model']}-{names['optimizer']}-bs{cfg.batch_size}-lr{cfg.optimizer.lr:.3g}"
-    return name if trial_number is None else f"trial-{trial_number}-{name}"
-
-
-def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> torch.nn.Module:
-    return build(cfg.model, in_features=in_features, num_classes=num_classes)
-
-
-def load_trained_model(run_dir: Path) -> tuple[torch.nn.Module, list[int]]:
-    """The best weights a finished job saved, in the model its own config describes, and the input shape."""
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    checkpoint = torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    model = build_model(cfg, checkpoint["in_features"], checkpoint["num_classes"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval(), checkpoint["input_shape"]
-
-
-def _data_places(cfg: DictConfig, settings: JobSettings) -> tuple:
-    return settings.data_dir, settings.extra_data_dirs, settings.download, cfg.dataset.get("mirrors") or ()
+def data_places(settings: JobSettings) -> DataPlaces:
+    return DataPlaces(settings.data_dir, settings.extra_data_dirs, settings.download)
 
 
 def fetch_dataset(cfg: DictConfig, settings: JobSettings) -> None:
     """Find or download the dataset's files without reading them (a DataError says where it looked)."""
-    build(cfg.dataset.source).fetch(*_data_places(cfg, settings))
+    build(cfg.dataset.source, key="dataset.source").fetch(data_places(settings))
 
 
-def load_splits(cfg: DictConfig, settings: JobSettings):
-    train, test = build(cfg.dataset.source).load(*_data_places(cfg, settings))
-    return make_splits(train, test, settings.val_size, settings.seed).to(settings.device)
+def load_data(cfg: DictConfig, settings: JobSettings):
+    """The dataset's splits on the job's device, with the facts a model may be built from."""
+    data: LoadedData = build(cfg.dataset.source, key="dataset.source").load(data_places(settings), settings.split_seed)
+    splits = make_splits(data.train, data.test, settings.val_size, settings.split_seed).to(settings.device)
+    return splits, data
 
 
-def run_job(cfg: DictConfig, output_dir: Path) -> float:
-    """Train one configuration; return its best validation accuracy (the sweep's objective)."""
+def data_facts(data: LoadedData) -> dict:
+    shape = data.input_shape
+    return {"input_shape": shape, "in_features": int(torch.Size(shape).numel()), "in_channels": shape[0] if shape else 1,
+            "num_classes": data.num_classes}
+
+
+def check_model_output(model: torch.nn.Module, inputs: torch.Tensor, num_classes: int, loss_fn) -> None:
+    """One small batch through the model before training: its output must be [batch, num_classes], and NLLLoss
+    needs log-probabilities (a model emitting logits wants loss=cross_entropy)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        output = model(inputs)
+    model.train(was_training)
+    if not isinstance(output, torch.Tensor) or output.shape != (len(inputs), num_classes):
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConfigError(
+            f"the model's output for a batch of {len(inputs)} is {shape}, not ({len(inputs)}, {num_classes}) for this "
+            f"dataset's {num_classes} classes; make its last layer emit {num_classes} values per input"
+        )
+    if isinstance(loss_fn, torch.nn.NLLLoss) and not torch.allclose(output.exp().sum(1), torch.ones(len(inputs)).to(output), atol=1e-3):
+        raise ConfigError("loss=nll needs log-probabilities, and the model's outputs are not (no LogSoftmax at its end); "
+                          "use loss=cross_entropy for a model that emits logits")
+
+
+def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None) -> float:
+    """Train one configuration; return the objective: its best epoch's value of ``objective.metric``.
+
+    ``trial``, in a sweep, is the link to this job's Optuna trial: ``report(epoch, value)`` (raises ``trial.Pruned``
+    to stop), ``remember(output_dir, run_id)``, ``number``, ``study_name``, ``sampler_name``, ``parent_run_id``."""
     settings = JobSettings.from_config(cfg)
+    objective = Objective.from_config(cfg.objective)
+    labels = labels or RunLabels.from_config(cfg)
     # A single job fails fast on an unreachable server; a sweep's trial waits as long as MLflow's own retries would.
-    patience_s = 120.0 if cfg.trial.get("trial_id") is not None else 0.0
-    client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=patience_s) if cfg.mlflow.enabled else None
+    client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=120.0 if trial else 0.0) if cfg.mlflow.enabled else None
     if settings.threads:
         torch.set_num_threads(settings.threads)
     started = time.perf_counter()
-    splits = load_splits(cfg, settings)
+    splits, data = load_data(cfg, settings)
+    facts = data_facts(data)
     torch.manual_seed(settings.seed)
-    model = build_model(cfg, splits.in_features, splits.num_classes).to(settings.device)
-    optimizer = build(cfg.optimizer)(model.parameters())
-    link = _trial_link(cfg.trial)
-    run = _start_run(cfg, client, settings, link, output_dir) if client else None
-    if link:
-        link.remember(output_dir, run.run_id if run else None)
+    model = build_model(cfg.model, facts).to(settings.device)
+    loss_fn = build(cfg.loss, key="loss")
+    check_model_output(model, _as_inputs(splits.train[0][:2]), data.num_classes, loss_fn)
+    optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
+    run = _start_run(cfg, client, settings, labels, trial, output_dir) if client else None
+    if trial:
+        trial.remember(output_dir, run.run_id if run else None)
 
     trained = []
 
     def on_epoch(metrics):
         trained.append(metrics)
         if run:
-            values = {k: v for k, v in vars(metrics).items() if k != "epoch"}
-            run.metrics(values, step=metrics.epoch)
-        if link:
-            # The best validation accuracy so far: the trial's own objective, so a one-epoch dip does not prune it.
-            link.report(metrics.epoch, max(m.val_accuracy for m in trained))
+            run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
+        if trial:
+            # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
+            trial.report(metrics.epoch, objective.of(objective.best(trained)))
 
     try:
-        with link or nullcontext():
+        with trial or nullcontext():
             history = fit(
-                model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size,
-                seed=settings.seed, progress=settings.progress, on_epoch=on_epoch, cuda_graph=settings.cuda_graph,
+                model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
+                progress=settings.progress, on_epoch=on_epoch, cuda_graph=settings.cuda_graph, loss_fn=loss_fn,
+                objective=objective,
             )
         model.load_state_dict(history.best_state)
-        test_loss, test_accuracy = evaluate(model, *splits.test)
-        torch.save(
-            {"state_dict": history.best_state, "input_shape": list(splits.train[0].shape[1:]),
-             "in_features": splits.in_features, "num_classes": splits.num_classes},
-            output_dir / WEIGHTS_FILE,
-        )
+        test_loss, test_accuracy = evaluate(model, *splits.test, loss_fn=loss_fn)
+        checkpoint.save(output_dir / WEIGHTS_FILE, history.best_state, facts, data.class_names)
+        if trial:
+            trial.record(test_accuracy=test_accuracy)
         best = history.best
-        log.info(
-            "best val acc %.4f (epoch %d), test acc %.4f, %.1f s on %s",
-            best.val_accuracy, best.epoch, test_accuracy, time.perf_counter() - started, settings.device,
-        )
+        value = objective.of(best)
+        log.info("best %s %.4f (epoch %d), test acc %.4f, %.1f s on %s", objective.metric, value, best.epoch,
+                 test_accuracy, time.perf_counter() - started, settings.device)
         if run:
             run.metrics({
-                "best_val_accuracy": best.val_accuracy, "best_epoch": best.epoch, "test_accuracy": test_accuracy,
+                f"best_{objective.metric}": value, "best_epoch": best.epoch, "test_accuracy": test_accuracy,
                 "test_loss": test_loss, "train_time_s": sum(m.epoch_time_s for m in history.epochs),
                 "epochs_trained": len(history.epochs),
             })
@@ -118,8 +122,8 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
             run.artifact(output_dir / ".hydra", "hydra")
             run.tags({"sweeplab.state": "COMPLETE"})
             run.end("FINISHED")
-        return best.val_accuracy
-    except _trial_pruned() as pruned:
+        return value
+    except (trial.Pruned if trial else ()) as pruned:
         if run:
             run.metrics({"epochs_trained": len(trained)})
             run.tags({"sweeplab.state": "PRUNED"})
@@ -132,6 +136,10 @@ def run_job(cfg: DictConfig, output_dir: Path) -> float:
         raise
 
 
+def _as_inputs(batch: torch.Tensor) -> torch.Tensor:
+    return batch.float().div(255) if batch.dtype == torch.uint8 else batch
+
+
 def _tracking():
     """sweeplab.tracking, which loads MLflow (~2.5 s of imports): only jobs that track pay for it."""
     from sweeplab import tracking
@@ -139,34 +147,18 @@ def _tracking():
     return tracking
 
 
-def _trial_link(trial_cfg):
-    """The link to this job's Optuna trial, or None; Optuna (~0.5 s of imports) loads only inside a trial."""
-    if trial_cfg.get("trial_id") is None:
-        return None
-    from sweeplab.sweep.trial_link import TrialLink
-
-    return TrialLink.from_config(trial_cfg)
-
-
-def _trial_pruned() -> type[BaseException] | tuple:
-    """optuna.TrialPruned where Optuna is loaded; where it is not, nothing can have raised it."""
-    optuna = sys.modules.get("optuna")
-    return optuna.TrialPruned if optuna else ()
-
-
-def _start_run(cfg, client, settings, link, output_dir) -> "tracking.RunLog":
+def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir) -> "tracking.RunLog":
     tracking = _tracking()
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment, cfg.mlflow.artifact_location)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("trial")
-    tags = {**describe(cfg), "seed": settings.seed, "mlflow.source.git.commit": tracking.git_commit(),
+    resolved.pop("trial", None)
+    tags = {**labels.tags(), "seed": settings.seed, "mlflow.source.git.commit": tracking.git_commit(),
             "sweeplab.output_dir": str(output_dir), "device": str(settings.device)}
-    if link:
-        tags.update({"optuna.study": link.study.study_name, "optuna.trial": link.number,
-                     "optuna.sampler": link.study.user_attrs.get("sweeplab.sampler")})
-    run = tracking.RunLog.start(
-        client, experiment_id, run_name(cfg, link.number if link else None), tracking.flatten(resolved), tags,
-        parent_run_id=link.parent_run_id if link else None,
-    )
+    if trial:
+        tags.update({"optuna.study": trial.study_name, "optuna.trial": trial.number, "optuna.sampler": trial.sampler_name})
+    name = str(cfg.mlflow.run_name) if cfg.mlflow.run_name else labels.name(
+        settings.batch_size, cfg.optimizer.get("lr"), trial.number if trial else None)
+    run = tracking.RunLog.start(client, experiment_id, name, tracking.flatten(resolved), tags,
+                                parent_run_id=trial.parent_run_id if trial else None)
     client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     return run

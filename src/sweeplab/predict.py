@@ -1,5 +1,10 @@
-"""`python -m sweeplab.predict <run output dir> [--n 10]`: a finished run's best weights against test labels."""
+"""`python -m sweeplab.predict <run output dir> [--n 10] [--trust]`: a finished run's best weights against test labels.
+
+A run folder (or an MLflow artifact) may come from someone else: its config builds only sweeplab's, torch's and
+torchvision's own classes unless --trust says that whoever wrote it may run code here.
+"""
 import argparse
+import fnmatch
 import pickle
 import sys
 from pathlib import Path
@@ -7,38 +12,65 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from sweeplab.errors import SweeplabError, first_line
-from sweeplab.job import WEIGHTS_FILE, load_splits, load_trained_model
+from sweeplab.building import SAFE_TARGETS
+from sweeplab.checkpoint import WEIGHTS_FILE, load_trained_model
+from sweeplab.errors import ConfigError, SweeplabError, first_line
+from sweeplab.job import load_data
 from sweeplab.settings import JobSettings
 
+SAFE_CLASSES = (*SAFE_TARGETS, "torchvision.datasets.*")  # dataset_class keys name a class to construct, too
 
-def predict(run_dir: Path, n: int) -> list[tuple[int, int, int]]:
-    """(index, predicted, true) for the first n images of the run's test split."""
+
+def untrusted_targets(config) -> list[str]:
+    """Every class or function the config would have sweeplab import, outside the safe list."""
+    found = []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if (key == "_target_" or key.endswith("_class")) and isinstance(value, str):
+                if not any(fnmatch.fnmatchcase(value, pattern) for pattern in SAFE_CLASSES):
+                    found.append(value)
+            else:
+                found += untrusted_targets(value)
+    elif isinstance(config, list):
+        for value in config:
+            found += untrusted_targets(value)
+    return found
+
+
+def predict(run_dir: Path, n: int, trust: bool = False) -> list[tuple[int, int, int]]:
+    """(index, predicted, true) for the first n inputs of the run's test split."""
     config_file, weights_file = run_dir / ".hydra" / "config.yaml", run_dir / WEIGHTS_FILE
     for path in (run_dir, config_file, weights_file):
         if not path.exists():
             raise SweeplabError(f"{path} not found; pass the output folder of a finished run (it holds {WEIGHTS_FILE})")
+    cfg = OmegaConf.load(config_file)
+    foreign = untrusted_targets(OmegaConf.to_container(cfg))
+    if foreign and not trust:
+        raise ConfigError(f"{config_file} names {', '.join(sorted(set(foreign)))}, which sweeplab does not import from "
+                          f"a config it did not write; pass --trust if you trust whoever wrote {run_dir}")
     try:
-        model, _input_shape = load_trained_model(run_dir)  # built with job.build_model from the run's config
+        model, _facts = load_trained_model(run_dir)
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
         raise SweeplabError(f"cannot load {weights_file}: {first_line(error)}") from None
-    cfg = OmegaConf.load(config_file)
     settings = JobSettings.from_config(cfg)
-    images, labels = (t[:n] for t in load_splits(cfg, settings).test)
+    splits, _data = load_data(cfg, settings)
+    inputs, labels = (t[:n] for t in splits.test)
     with torch.inference_mode():
-        predicted = model.to(settings.device)(images).argmax(1)
+        predicted = model.to(settings.device)(inputs.float().div(255) if inputs.dtype == torch.uint8 else inputs).argmax(1)
     return [(i, int(p), int(t)) for i, (p, t) in enumerate(zip(predicted, labels))]
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run's output folder, e.g. outputs/2026-01-01/12-00-00")
-    parser.add_argument("--n", type=int, default=10, help="how many test images to show (default 10)")
+    parser.add_argument("--n", type=int, default=10, help="how many test inputs to show (default 10)")
+    parser.add_argument("--trust", action="store_true",
+                        help="let the run's config import classes outside sweeplab, torch and torchvision")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be >= 1")
     try:
-        rows = predict(args.run_dir, args.n)
+        rows = predict(args.run_dir, args.n, args.trust)
     except SweeplabError as error:
         sys.stderr.write(f"error: {error}\n")
         sys.exit(2)

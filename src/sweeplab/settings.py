@@ -4,8 +4,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
+from sweeplab.building import check_arguments, import_target
 from sweeplab.errors import ConfigError
+from sweeplab.objective import Objective
 from sweeplab.paths import resolve
 
 
@@ -14,6 +17,7 @@ class JobSettings:
     batch_size: int
     epochs: int
     seed: int
+    split_seed: int
     device: torch.device
     cuda_graph: bool
     threads: int
@@ -25,12 +29,15 @@ class JobSettings:
 
     @classmethod
     def from_config(cls, cfg) -> "JobSettings":
-        check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
-        check_integer(cfg.model.width, "model.width", 1, "e.g. model.width=256")
+        if "lr" in cfg.optimizer:
+            check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
+        Objective.from_config(cfg.objective)
+        check_components(cfg)
         return cls(
             batch_size=check_integer(cfg.batch_size, "batch_size", 1, "a power of two such as batch_size=64"),
             epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),
             seed=check_integer(cfg.seed, "seed", 0, "e.g. seed=42"),
+            split_seed=check_integer(cfg.get("split_seed", cfg.seed), "split_seed", 0, "e.g. split_seed=42"),
             device=pick_device(str(cfg.device)),
             cuda_graph=check_bool(cfg.cuda_graph, "cuda_graph"),
             threads=check_integer(cfg.threads, "threads", 0, "0 = all cores"),
@@ -40,6 +47,16 @@ class JobSettings:
             val_size=check_integer(cfg.val_size, "val_size", 1, "e.g. val_size=10000"),
             progress=check_bool(cfg.progress, "progress"),
         )
+
+
+def check_components(cfg) -> None:
+    """Every target the job will build imports and takes the keys its config gives it (the data facts a model asks
+    for come later, from the data)."""
+    for key in ("model", "optimizer", "loss", "dataset.source"):
+        node = OmegaConf.select(cfg, key)
+        if node is None:
+            raise ConfigError(f"the config has no {key}; choose one, e.g. {key.split('.')[0]}=<an option>")
+        check_arguments(import_target(node.get("_target_"), key), node, key, {})
 
 
 def check_integer(value, key: str, minimum: int, hint: str) -> int:

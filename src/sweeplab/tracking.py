@@ -14,7 +14,7 @@ from mlflow.utils.credentials import get_default_host_creds, read_mlflow_creds
 from mlflow.utils.rest_utils import http_request
 
 from sweeplab.errors import TrackingError, first_line
-from sweeplab.paths import PROJECT_ROOT
+from sweeplab.paths import project_root
 
 PARENT_TAG = "mlflow.parentRunId"
 WRITE_PERMISSIONS = ("EDIT", "MANAGE")  # basic-auth's permissions that may create runs in an experiment
@@ -132,7 +132,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
 def git_commit() -> str | None:
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from sweeplab.cuda_graph import GraphedStep, prepare_optimizer
 from sweeplab.data import Splits, batches
 from sweeplab.errors import SweeplabError
+from sweeplab.objective import Objective
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,13 @@ class EpochMetrics:
 
 @dataclass
 class History:
+    objective: Objective = field(default_factory=Objective)
     epochs: list[EpochMetrics] = field(default_factory=list)
     best_state: dict | None = None
 
     @property
     def best(self) -> EpochMetrics:
-        return max(self.epochs, key=lambda m: m.val_accuracy)
+        return self.objective.best(self.epochs)
 
 
 def fit(
@@ -52,15 +54,17 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
     cuda_graph: bool = True,
+    loss_fn: Callable = nn.functional.nll_loss,
+    objective: Objective = Objective(),
 ) -> History:
-    """Train with NLLLoss (the model ends in LogSoftmax); keep the weights of the best validation epoch.
+    """Train with ``loss_fn`` (mean over the batch); keep the weights of the epoch that is best by ``objective``.
 
     Each epoch shuffles the indices once and gathers each batch from the tensors that hold the whole split. Per-step
     results stay on the device (running sums of loss and correct predictions): the host waits for the device once
     per epoch, never per step. On a GPU, with ``cuda_graph``, each full batch's step is one CUDA graph replay.
     """
     shuffle = torch.Generator().manual_seed(seed)
-    history = History()
+    history = History(objective)
     images, labels = splits.train
     count = len(labels)
     device = images.device
@@ -75,7 +79,7 @@ def fit(
         for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
             p.grad = None
         output = model(x)
-        loss = nn.functional.nll_loss(output, y)
+        loss = loss_fn(output, y)
         loss.backward()
         optimizer.step()
         loss_sum.add_(loss.detach(), alpha=len(index))
@@ -99,9 +103,9 @@ def fit(
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}; lower optimizer.lr")
         train_accuracy = correct.item() / count
-        val_loss, val_accuracy = evaluate(model, *splits.val)
+        val_loss, val_accuracy = evaluate(model, *splits.val, loss_fn=loss_fn)
         metrics = EpochMetrics(epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.perf_counter() - started)
-        if not history.epochs or val_accuracy > history.best.val_accuracy:
+        if not history.epochs or objective.better(objective.of(metrics), objective.of(history.best)):
             history.best_state = copy.deepcopy(model.state_dict())
         history.epochs.append(metrics)
         log.info(
@@ -113,13 +117,14 @@ def fit(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8192):
-    """Mean NLL loss and accuracy over a whole split (one host synchronisation at the end)."""
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8192,
+             loss_fn: Callable = nn.functional.nll_loss):
+    """Mean loss and accuracy over a whole split (one host synchronisation at the end)."""
     model.eval()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     for x, y in batches(images, labels, batch_size):
         output = model(x)
-        loss_sum += nn.functional.nll_loss(output, y, reduction="sum")
+        loss_sum += loss_fn(output, y) * len(y)
         correct += (output.argmax(1) == y).sum()
     return loss_sum.item() / len(labels), correct.item() / len(labels)

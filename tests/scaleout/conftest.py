@@ -106,7 +106,7 @@ class Study:
     def argv(self, worker: str, *extra: str, storage: str | None = None, tracking: str | None = None) -> list[str]:
         merged = {}  # a later override of the same key wins
         for override in [
-            "hydra/sweeper=optuna", "dataset=digits", "epochs=2", "threads=1", "progress=false",
+            "hydra/sweeper=optuna", "hydra.sweeper.confirm.top_k=0", "dataset=digits", "epochs=2", "threads=1", "progress=false",
             f"hydra.sweeper.storage={storage or self.servers.postgres}", f"hydra.sweeper.study_name={self.name}",
             f"mlflow.tracking_uri={tracking or self.servers.mlflow}", f"mlflow.experiment={self.name}",
             f"hydra.sweep.dir={self.root}/{worker}", f"data_dir={self.root}/data", *extra,

@@ -24,6 +24,8 @@ PARENT_TAG = "mlflow.parentRunId"
 
 # Fast, offline and single-threaded: digits ships with scikit-learn, 2 epochs take well under a second.
 BASE_OVERRIDES = ("dataset=digits", "epochs=2", "threads=1", "progress=false")
+# The search alone unless a test asks for confirmation (its own tests are in test_confirmation.py).
+OPTUNA_OVERRIDES = ("hydra/sweeper=optuna", "hydra.sweeper.confirm.top_k=0")
 
 
 def clean_env() -> dict:
@@ -47,7 +49,7 @@ class Sweep:
         """`train.py -m ...` for this folder; a later override of a key wins, keys in ``without`` are left out."""
         merged = {}
         for override in [
-            *(["hydra/sweeper=optuna"] if optuna_sweeper else []), *BASE_OVERRIDES,
+            *(OPTUNA_OVERRIDES if optuna_sweeper else ()), *BASE_OVERRIDES,
             f"hydra.sweep.dir={self.dir}", f"mlflow.tracking_uri={self.uri}",
             f"mlflow.artifact_location={self.root}/mlruns", *extra,
         ]:

@@ -59,14 +59,15 @@ def saved_job_dir(tmp_path):
     """A job folder as a finished trial leaves it: its config and its weights (best.pt)."""
     from omegaconf import OmegaConf
 
-    from sweeplab.job import WEIGHTS_FILE, build_model
+    from sweeplab.building import build_model
+    from sweeplab.job import WEIGHTS_FILE
     from tests.conftest import compose
 
     job_dir = tmp_path / "trial-0"
     (job_dir / ".hydra").mkdir(parents=True)
     cfg = compose("dataset=digits", "model.width=16")
     OmegaConf.save(cfg, job_dir / ".hydra" / "config.yaml")
-    model = build_model(cfg, in_features=64, num_classes=10)
+    model = build_model(cfg.model, {"in_features": 64, "num_classes": 10})
     torch.save({"state_dict": model.state_dict(), "input_shape": [1, 8, 8], "in_features": 64, "num_classes": 10},
                job_dir / WEIGHTS_FILE)
     return job_dir

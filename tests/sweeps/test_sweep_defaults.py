@@ -15,14 +15,14 @@ from .conftest import PROJECT_ROOT, clean_env
 
 pytestmark = pytest.mark.slow
 
-STUDY = "digits-ffn256-adam-2ep"  # the default name: <dataset>-ffn<width>-<optimizer>-<epochs>ep
+STUDY = "digits-ffn256-adam-2ep"  # the default name: <dataset>-<model>-<optimizer>-<epochs>ep, the groups' choices
 N_TRIALS = 3
 POWERS_OF_TWO = [16, 32, 64, 128, 256, 512]
 
 
 def cfg_hydra(*overrides: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "train.py", "--cfg", "hydra", "-p", "hydra.sweeper", *overrides],
+        [sys.executable, "train.py", "--cfg", "hydra", "--resolve", "-p", "hydra.sweeper", *overrides],
         cwd=PROJECT_ROOT, env=clean_env(), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -32,7 +32,9 @@ def cfg_hydra(*overrides: str) -> dict:
 def test_default_search_space_in_config():
     sweeper = cfg_hydra("hydra/sweeper=optuna")
     assert sweeper["_target_"].endswith("SweeplabOptunaSweeper")
-    assert sweeper["direction"] == "maximize"
+    assert sweeper["direction"] == "maximize"  # objective.direction's
+    assert sweeper["study_name"] == "mnist-ffn256-adam-10ep"
+    assert cfg_hydra("hydra/sweeper=optuna", "objective.direction=minimize")["direction"] == "minimize"
     assert sweeper["n_trials"] == 20
     assert sweeper["sampler"]["_target_"] == "optuna.samplers.TPESampler"
     assert sweeper["sampler"]["multivariate"] is True and sweeper["sampler"]["constant_liar"] is True

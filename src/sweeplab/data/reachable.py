@@ -8,11 +8,11 @@ from omegaconf import OmegaConf
 
 from sweeplab.building import build
 from sweeplab.data.sources import TorchvisionSource
-from sweeplab.paths import CONF_DIR, resolve
+from sweeplab.paths import PACKAGE_CONF, resolve
 
 
 def reachable(name: str, data_dir: str = "data", extra_dirs=(), timeout_s: float = 5.0) -> bool:
-    source = build(OmegaConf.load(CONF_DIR / "dataset" / f"{name}.yaml").source)
+    source = build(OmegaConf.load(PACKAGE_CONF / "dataset" / f"{name}.yaml").source)
     if not isinstance(source, TorchvisionSource) or source._complete(resolve(data_dir) / source.name / "raw"):
         return True
     if any(source._find_files(resolve(d)) for d in [*extra_dirs, *source.offline_dirs]):
@@ -32,7 +32,7 @@ def reachable(name: str, data_dir: str = "data", extra_dirs=(), timeout_s: float
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset", help="a name under conf/dataset/, e.g. mnist")
+    parser.add_argument("dataset", help="one of sweeplab's datasets (src/sweeplab/conf/dataset/), e.g. mnist")
     parser.add_argument("--data-dir", default="data", help="the job's data_dir (default: data)")
     parser.add_argument("--extra-data-dirs", nargs="*", default=(), help="the job's extra_data_dirs")
     args = parser.parse_args()

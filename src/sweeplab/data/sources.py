@@ -1,7 +1,6 @@
-"""Where images come from: torchvision's datasets (local copies first, then their mirrors) or scikit-learn's digits.
-
-Each source returns ``(train, test)``, each a pair of float32 images ``[N, 1, H, W]`` in 0..1 and int64 labels.
-"""
+"""sweeplab's built-in image sources: torchvision's MNIST-style datasets (local copies first, then their mirrors) and
+scikit-learn's digits. Both implement the interface in ``sweeplab.data.source``: float32 images ``[N, 1, H, W]``
+in 0..1 and int64 labels."""
 import gzip
 import os
 import shutil
@@ -10,6 +9,7 @@ from pathlib import Path
 import torch
 from hydra.utils import get_class
 
+from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.errors import DataError, first_line
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -27,33 +27,38 @@ class TorchvisionSource:
     extra directories (plain or .gz), and only then downloads from the dataset's mirrors.
     """
 
-    def __init__(self, dataset_class: str, offline_dirs: list[str] = ()):
+    def __init__(self, dataset_class: str, offline_dirs: list[str] = (), mirrors: list[str] = ()):
         self.dataset_class = get_class(dataset_class)
         self.offline_dirs = [Path(d) for d in offline_dirs]
+        self.mirrors = list(mirrors)  # tried before torchvision's own
 
     @property
     def name(self) -> str:
         return self.dataset_class.__name__
 
-    def load(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> tuple[Pair, Pair]:
-        raw_dir = self.fetch(root, extra_dirs, download, mirrors)
-        return self._read(root, raw_dir, train=True), self._read(root, raw_dir, train=False)
+    def load(self, places: DataPlaces, seed: int = 0) -> LoadedData:
+        raw_dir = self.fetch(places)
+        root = places.data_dir
+        train, test = self._read(root, raw_dir, train=True), self._read(root, raw_dir, train=False)
+        return LoadedData(train, test, num_classes=len(self.dataset_class.classes),
+                          class_names=list(self.dataset_class.classes))
 
-    def fetch(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> Path:
-        """Make sure the original files are in ``<root>/<Class>/raw`` (copied or downloaded there); return it."""
+    def fetch(self, places: DataPlaces) -> Path:
+        """Make sure the original files are in ``<data_dir>/<Class>/raw`` (copied or downloaded there); return it."""
+        root = places.data_dir
         raw_dir = root / self.name / "raw"
         looked_in = [raw_dir]
         if not self._complete(raw_dir):
-            for folder in [*self.offline_dirs, *map(Path, extra_dirs)]:
+            for folder in [*self.offline_dirs, *map(Path, places.extra_dirs)]:
                 looked_in.append(folder)
                 found = self._find_files(folder)
                 if found:
                     self._install(found, raw_dir)
                     break
             else:
-                if not download:
+                if not places.download:
                     raise DataError(self._missing_message(looked_in, "download=false"))
-                self._download(root, looked_in, mirrors)
+                self._download(root, looked_in)
         return raw_dir
 
     def _file_names(self) -> list[str]:
@@ -86,11 +91,11 @@ class TorchvisionSource:
                 raise DataError(f"cannot read {source}: {error}; replace the file or remove it") from None
             os.replace(partial, raw_dir / name)
 
-    def _download(self, root: Path, looked_in: list[Path], mirrors) -> None:
+    def _download(self, root: Path, looked_in: list[Path]) -> None:
         _make_writable_dir(root)
         dataset_class = self.dataset_class
-        if mirrors:
-            dataset_class = type(self.name, (dataset_class,), {"mirrors": [*mirrors, *dataset_class.mirrors]})
+        if self.mirrors:
+            dataset_class = type(self.name, (dataset_class,), {"mirrors": [*self.mirrors, *dataset_class.mirrors]})
         try:
             dataset_class(str(root), train=True, download=True)
             dataset_class(str(root), train=False, download=True)
@@ -102,7 +107,7 @@ class TorchvisionSource:
         places = ", ".join(str(p) for p in looked_in)
         return (
             f"dataset {self.name} not found (looked in {places}; {why}). Put its four *-ubyte.gz files in "
-            f"{looked_in[0]} or a folder named in extra_data_dirs, or use dataset=digits, which works offline"
+            f"{looked_in[0]} or a folder named in extra_data_dirs, or {offline_alternatives()}"
         )
 
     def _read(self, root: Path, raw_dir: Path, train: bool) -> Pair:
@@ -124,10 +129,10 @@ class DigitsSource:
     def __init__(self, test_size: int = 360):
         self.test_size = test_size
 
-    def fetch(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> None:
+    def fetch(self, places: DataPlaces | None = None) -> None:
         """Nothing to fetch: scikit-learn ships the data."""
 
-    def load(self, root: Path, extra_dirs=(), download: bool = True, mirrors=()) -> tuple[Pair, Pair]:
+    def load(self, places: DataPlaces | None = None, seed: int = 0) -> LoadedData:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
@@ -135,7 +140,18 @@ class DigitsSource:
         labels = torch.from_numpy(digits.target).long()
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
         test, train = order[: self.test_size], order[self.test_size :]
-        return (images[train], labels[train]), (images[test], labels[test])
+        return LoadedData((images[train], labels[train]), (images[test], labels[test]), num_classes=10,
+                          class_names=[str(d) for d in range(10)])
+
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def offline_alternatives() -> str:
+    """The built-in datasets that train on this machine without a download."""
+    if (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        return f"use dataset=fashion_mnist (Debian's copy is in {DEBIAN_FASHION_MNIST}) or dataset=digits, which work offline"
+    return "use dataset=digits, which works offline (or apt-get install dataset-fashion-mnist for dataset=fashion_mnist)"
 
 
 def _make_writable_dir(path: Path) -> None:

@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeplab.errors import first_line
-from sweeplab.sweep.study import best_trial, counts
-from sweeplab.sweep.trial_link import OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR
-from sweeplab.tracking import PARENT_TAG
+from sweeplab.sweep.report import objective_name
+from sweeplab.names import CONFIRMATION_TABLE, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PARENT_TAG, RUN_ID_ATTR
+from sweeplab.sweep.study import best_search_trial, best_trial, counts
 
 log = logging.getLogger(__name__)
 MODEL_TRIAL_TAG = "sweeplab.logged_model_trial"
@@ -66,17 +66,24 @@ def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason
     client.set_terminated(run.info.run_id, "FAILED")
 
 
-def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path], status: str) -> None:
-    """Write the study's current state into the parent run; log the best trial's model when it changed."""
-    best = best_trial(study)
+def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path], status: str,
+           n_search: int | None = None, confirmed=None) -> None:
+    """Write the study's current state into the parent run; log the best trial's model when it changed. With a
+    confirmation, the confirmed best's metrics and the table of every confirmed configuration go there too."""
+    best = best_search_trial(study, n_search) if n_search else best_trial(study)
     n = counts(study)
     metrics = {f"trials_{state}": count for state, count in n.items()}
     metrics["epochs_trained"] = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
     tags = {}
     if best:
-        metrics["best_val_accuracy"] = best.value
+        metrics[f"best_{objective_name(study)}"] = best.value
         tags = {f"best.{k}": str(v) for k, v in best.params.items()}
         tags.update({"best_trial": str(best.number), "best_child_run_id": best.user_attrs.get(RUN_ID_ATTR, "")})
+    if confirmed:
+        metrics.update(confirmed_metrics(confirmed))
+        tags.update({f"confirmed.{k}": str(v) for k, v in confirmed.best.params.items()})
+        tags["confirmed_trial"] = str(confirmed.best.trial)
+        best = study.get_trials(deepcopy=False)[confirmed.best.trial]  # the model worth logging
     # Every worker of a study writes here when it stops, in any order: the metrics' step is the number of finished
     # trials, so MLflow shows the most complete snapshot; a worker whose view is older leaves the tags and model alone.
     finished = n["complete"] + n["pruned"] + n["fail"]
@@ -89,6 +96,8 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
         tags=[] if outdated else [RunTag(k, v) for k, v in tags.items()],
     )
     client.log_artifact(run_id, str(results))
+    if confirmed:
+        client.log_table(run_id, data=confirmation_table(confirmed), artifact_file=CONFIRMATION_TABLE)
     for plot in plots:
         client.log_artifact(run_id, str(plot), "plots")
     run = client.get_run(run_id)
@@ -104,6 +113,33 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
             client.set_terminated(run_id, status)
     else:
         client.set_terminated(run_id, status)
+
+
+def confirmed_metrics(confirmed) -> dict:
+    metrics = {"confirmed_mean": confirmed.best.mean, "confirmed_se": confirmed.best.se}
+    if confirmed.best.test_mean is not None:
+        metrics.update(confirmed_test_accuracy=confirmed.best.test_mean, confirmed_test_se=confirmed.best.test_se)
+    if confirmed.baseline:
+        metrics.update(baseline_mean=confirmed.baseline.mean, baseline_se=confirmed.baseline.se,
+                       gain=confirmed.gain, gain_se=confirmed.gain_se)
+        if confirmed.baseline.test_mean is not None:
+            metrics["baseline_test_accuracy"] = confirmed.baseline.test_mean
+    return {k: v for k, v in metrics.items() if v == v}  # NaN (one seed: no standard error) is left out
+
+
+def confirmation_table(confirmed) -> dict:
+    """One row per confirmed configuration: its trial, values, mean ± standard error over the fresh seeds."""
+    rows = confirmed.table
+    return {
+        "trial": [e.trial for e in rows],
+        "role": ["best" if e is confirmed.best else "baseline" if e is confirmed.baseline else "top-k" for e in rows],
+        "params": [str(e.params) for e in rows],
+        "seeds": [len(e.values) for e in rows],
+        "mean": [e.mean for e in rows],
+        "se": [e.se for e in rows],
+        "test_accuracy_mean": [e.test_mean for e in rows],
+        "test_accuracy_se": [e.test_se for e in rows],
+    }
 
 
 def _trials_running(study) -> bool:
@@ -127,18 +163,19 @@ def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
     import mlflow
     import torch
 
-    from sweeplab.job import load_trained_model
+    from sweeplab.checkpoint import load_trained_model
+    from sweeplab.errors import SweeplabError
 
     output_dir = best.user_attrs.get(OUTPUT_DIR_ATTR)
     try:
-        model, input_shape = load_trained_model(Path(output_dir))
-    except (OSError, TypeError) as error:
+        model, facts = load_trained_model(Path(output_dir))
+    except (OSError, TypeError, SweeplabError) as error:
         log.warning("best trial %d: no weights to log as a model (%s)", best.number, error)
         return
     mlflow.set_tracking_uri(client.tracking_uri)
     with mlflow.start_run(run_id=run_id):
         mlflow.pytorch.log_model(
-            model, name="best_model", input_example=torch.zeros(2, *input_shape).numpy(),
+            model, name="best_model", input_example=torch.zeros(2, *facts["input_shape"]).numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     client.set_tag(run_id, MODEL_TRIAL_TAG, str(best.number))

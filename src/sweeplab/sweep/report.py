@@ -6,23 +6,36 @@ from pathlib import Path
 import optuna
 from omegaconf import OmegaConf
 
-from sweeplab.sweep.study import best_trial, counts
+from sweeplab.names import OBJECTIVE_ATTR, RESULTS_FILE
+from sweeplab.sweep.study import best_search_trial, best_trial, counts
 
 log = logging.getLogger(__name__)
 
 
-def write_results(study: optuna.Study, sweep_dir: Path) -> Path:
-    """The official plugin's file (name, best_params, best_value), plus the trial counts."""
-    best = best_trial(study)
+def objective_name(study: optuna.Study) -> str:
+    return study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")  # studies made before the objective was config
+
+
+def write_results(study: optuna.Study, sweep_dir: Path, n_search: int | None = None, confirmed=None,
+                  direction: str = "maximize") -> Path:
+    """The official plugin's file (name, best_params, best_value), plus the trial counts. With a confirmation, the
+    answer (best_params, best_value) is the confirmed best and its mean over fresh seeds; the raw search winner is
+    kept under `search_best`, the comparison with the baseline under `confirmed`."""
+    best = best_search_trial(study, n_search) if n_search else best_trial(study)
     results = {
         "name": "optuna",
         "study_name": study.study_name,
+        "objective": objective_name(study),
         "best_params": best.params if best else None,
         "best_value": best.value if best else None,
         "best_trial": best.number if best else None,
         "trials": counts(study),
     }
-    path = sweep_dir / "optimization_results.yaml"
+    if confirmed:
+        results["search_best"] = {k: results[k] for k in ("best_params", "best_value", "best_trial")}
+        results.update(best_params=confirmed.best.params, best_value=confirmed.best.mean,
+                       best_trial=confirmed.best.trial, confirmed=_confirmed_section(confirmed, direction))
+    path = sweep_dir / RESULTS_FILE
     OmegaConf.save(OmegaConf.create(results), path)
     return path
 
@@ -38,11 +51,12 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
 
     names = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
     pair = [n for n in ("batch_size", "optimizer.lr") if n in names]
+    target = objective_name(study)
     plots = {
-        "optimization_history": lambda: vis.plot_optimization_history(study, target_name="val_accuracy"),
-        "lr_x_batch_size": lambda: vis.plot_contour(study, params=pair, target_name="val_accuracy")
-        if len(pair) == 2 else vis.plot_slice(study, target_name="val_accuracy"),
-        "param_importances": lambda: vis.plot_param_importances(study, target_name="val_accuracy"),
+        "optimization_history": lambda: vis.plot_optimization_history(study, target_name=target),
+        "lr_x_batch_size": lambda: vis.plot_contour(study, params=pair, target_name=target)
+        if len(pair) == 2 else vis.plot_slice(study, target_name=target),
+        "param_importances": lambda: vis.plot_param_importances(study, target_name=target),
         "intermediate_values": lambda: vis.plot_intermediate_values(study),
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,8 +77,23 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
     return written
 
 
-def summary(study: optuna.Study, wall_s: float, results: Path, tracking_hint: str | None, storage_hint: str) -> str:
-    best = best_trial(study)
+def _confirmed_section(confirmed, direction: str) -> dict:
+    def estimate(e):
+        return None if e is None else {"trial": e.trial, "params": e.params, "seeds": len(e.values), "mean": e.mean,
+                                       "se": _finite(e.se), "test_accuracy_mean": e.test_mean,
+                                       "test_accuracy_se": _finite(e.test_se)}
+
+    return {"best": estimate(confirmed.best), "baseline": estimate(confirmed.baseline),
+            "gain": confirmed.gain, "gain_se": _finite(confirmed.gain_se), "verdict": confirmed.verdict(direction)}
+
+
+def _finite(value):
+    return None if value is None or value != value else value
+
+
+def summary(study: optuna.Study, n_search: int, wall_s: float, results: Path, tracking_hint: str | None,
+            storage_hint: str, confirmed=None, direction: str = "maximize") -> str:
+    best = best_search_trial(study, n_search)
     n = counts(study)
     lines = [
         f"Study {study.study_name}: {sum(n.values())} trials — {n['complete']} complete, {n['pruned']} pruned, "
@@ -72,9 +101,29 @@ def summary(study: optuna.Study, wall_s: float, results: Path, tracking_hint: st
     ]
     if best:
         params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-        lines.append(f"Best val_accuracy {best.value:.4f} at trial {best.number}: {params}")
+        lines.append(f"Best {objective_name(study)} {best.value:.4f} at trial {best.number}: {params}")
+    if confirmed:
+        lines += _confirmed_lines(confirmed, objective_name(study), direction)
     lines.append(f"Results:  {results}")
     if tracking_hint:
         lines.append(f"MLflow:   {tracking_hint}")
     lines.append(f"Optuna:   optuna-dashboard {storage_hint}")
     return "\n".join(lines)
+
+
+def _confirmed_lines(confirmed, objective: str, direction: str) -> list[str]:
+    def line(label, e):
+        test = f", test accuracy {e.test_mean:.4f} ± {_se_text(e.test_se)}" if e.test_mean is not None else ""
+        params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in e.params.items())
+        return (f"{label} (trial {e.trial}, {len(e.values)} fresh seeds): {objective} {e.mean:.4f} ± "
+                f"{_se_text(e.se)}{test}  [{params}]")
+
+    lines = [line("Confirmed best", confirmed.best)]
+    if confirmed.baseline:
+        lines.append(line("Baseline      ", confirmed.baseline))
+    lines.append(f"Verdict: {confirmed.verdict(direction)}")
+    return lines
+
+
+def _se_text(se) -> str:
+    return "n/a" if se is None or se != se else f"{se:.4f}"

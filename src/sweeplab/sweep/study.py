@@ -7,9 +7,10 @@ import warnings
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeplab.names import FAIL_REASON_ATTR, WORKER_ATTR
+from sweeplab.sweep import compat
+
 log = logging.getLogger(__name__)
-WORKER_ATTR = "sweeplab.worker"
-FAIL_REASON_ATTR = "fail_reason"
 STARTED_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -49,7 +50,7 @@ def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
         worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
         if worker_host != host or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
-        optuna.trial.Trial(study, trial._trial_id).set_user_attr(FAIL_REASON_ATTR, "its worker process died")
+        optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(FAIL_REASON_ATTR, "its worker process died")
         study.tell(trial.number, state=TrialState.FAIL)
         on_failed(study, study.trials[trial.number])
         reaped.append(trial.number)
@@ -75,6 +76,15 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 def started(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=STARTED_STATES))
+
+
+def best_search_trial(study: optuna.Study, n_search: int) -> FrozenTrial | None:
+    """The search's best trial (confirmation trials, numbered n_search and up, are left out)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number < n_search]
+    if not complete:
+        return None
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return max(complete, key=lambda t: t.value) if maximize else min(complete, key=lambda t: t.value)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -1,23 +1,22 @@
 """A job's link back to its Optuna trial, rebuilt from the study's storage so it works in any process:
-report each epoch's validation accuracy, keep the trial's heartbeat, and stop at once when pruned."""
+report each epoch's objective, keep the trial's heartbeat, and stop at once when pruned."""
 import logging
 import threading
 
 import optuna
-from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from sweeplab.building import build
+from sweeplab.names import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
+from sweeplab.sweep.compat import is_heartbeat_enabled
 from sweeplab.sweep.storage import open_storage
 
 log = logging.getLogger(__name__)
 
-PRUNER_ATTR = "sweeplab.pruner"
-PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
-RUN_ID_ATTR = "mlflow_run_id"
-OUTPUT_DIR_ATTR = "output_dir"
 
 
 class TrialLink:
+    Pruned = optuna.TrialPruned  # what report() raises: the job ends its run KILLED and lets it through
+
     def __init__(self, storage_url: str, study_name: str, trial_id: int):
         storage = open_storage(storage_url, patient=True)  # the sweep is running: a restarting database is waited for
         study = optuna.load_study(study_name=study_name, storage=storage)
@@ -39,6 +38,14 @@ class TrialLink:
     def number(self) -> int:
         return self.trial.number
 
+    @property
+    def study_name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def sampler_name(self) -> str | None:
+        return self.study.user_attrs.get(SAMPLER_ATTR)
+
     def __enter__(self) -> "TrialLink":
         self._heartbeat.__enter__()
         return self
@@ -49,7 +56,13 @@ class TrialLink:
     def report(self, epoch: int, value: float) -> None:
         self.trial.report(value, epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} (best val_accuracy {value:.4f})")
+            metric = self.study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")
+            raise optuna.TrialPruned(f"pruned after epoch {epoch} (best {metric} {value:.4g})")
+
+    def record(self, **values) -> None:
+        """Results beside the objective (e.g. test accuracy), for the confirmation table."""
+        for name, value in values.items():
+            self.trial.set_user_attr(name, value)
 
     def remember(self, output_dir, run_id: str | None) -> None:
         self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))

@@ -1,0 +1,35 @@
+"""Names that code, tests and users' tools share: MLflow tags, Optuna user attributes, files a sweep writes."""
+
+# MLflow tags
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a child run under its parent
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment in the view this tag names
+STATE_TAG = "sweeplab.state"  # COMPLETE | PRUNED | FAIL, the Optuna trial's end
+END_REASON_TAG = "sweeplab.end_reason"
+KIND_TAG = "sweeplab.kind"  # "study" on a parent run
+ROLE_TAG = "sweeplab.role"  # baseline | search | confirm, on a trial's run
+OUTPUT_DIR_TAG = "sweeplab.output_dir"
+MODEL_TRIAL_TAG = "sweeplab.logged_model_trial"
+
+# Optuna study user attributes
+PRUNER_ATTR = "sweeplab.pruner"
+OBJECTIVE_ATTR = "sweeplab.objective"
+SAMPLER_ATTR = "sweeplab.sampler"
+PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
+CONFIRM_PLAN_ATTR = "sweeplab.confirm_plan"
+
+# Optuna trial user attributes
+RUN_ID_ATTR = "mlflow_run_id"
+OUTPUT_DIR_ATTR = "output_dir"
+WORKER_ATTR = "sweeplab.worker"
+FAIL_REASON_ATTR = "fail_reason"
+ROLE_ATTR = "sweeplab.role"
+SEED_ATTR = "sweeplab.seed"
+CONFIRMS_ATTR = "sweeplab.confirms"  # a confirmation trial: the number of the trial whose configuration it repeats
+FIXED_PARAMS_ATTR = "sweeplab.fixed_params"
+TEST_ACCURACY_ATTR = "test_accuracy"
+
+# Files
+WEIGHTS_FILE = "best.pt"
+RESULTS_FILE = "optimization_results.yaml"
+JOURNAL_FILE = "optuna.journal"
+CONFIRMATION_TABLE = "confirmation.json"

@@ -1,0 +1,147 @@
+"""The trial loop: ask the study for a trial, launch its job, tell the study how it ended — in `slots` parallel
+slots, each asking for its next trial as soon as its last one ends (the official sweeper waits for whole batches)."""
+import logging
+import math
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import optuna
+from hydra.core.utils import JobStatus
+from optuna.trial import TrialState
+
+from sweeplab.errors import first_line
+from sweeplab.names import FAIL_REASON_ATTR, ROLE_ATTR
+from sweeplab.sweep import compat, confirmation
+from sweeplab.sweep.plan import SweepPlan
+from sweeplab.sweep.study import claim, reap_dead_trials, started
+from sweeplab.sweep.trial_link import Heartbeat
+
+log = logging.getLogger(__name__)
+WAIT = object()  # next_trial's answer while confirmation waits for other workers' search trials
+WAIT_S = 1.0
+
+
+class TrialLoop:
+    def __init__(self, study: optuna.Study, plan: SweepPlan, *, sampler: confirmation.ConfirmingSampler,
+                 configure: Callable, launch: Callable, slots: int, max_failures: float, on_failed: Callable,
+                 confirm_seeds: list[int], split_seed: int):
+        self.study, self.plan, self.sampler = study, plan, sampler
+        self.configure, self.launch, self.slots = configure, launch, slots
+        self.max_failures, self.on_failed = max_failures, on_failed
+        self.confirm_seeds, self.split_seed = confirm_seeds, split_seed
+        self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
+        self.failures, self.stop = 0, False
+
+    def run(self) -> int:
+        """Run trials until the study holds its search and confirmation trials, or too many failed; return the
+        failures."""
+        if self.slots == 1:
+            self._slot()
+        else:
+            with ThreadPoolExecutor(self.slots, thread_name_prefix="trial-slot") as pool:
+                for done in [pool.submit(self._slot) for _ in range(self.slots)]:
+                    done.result()
+        return self.failures
+
+    def _slot(self) -> None:
+        while (job := self._next()) is not None:
+            if job is WAIT:
+                time.sleep(WAIT_S)
+                continue
+            trial, overrides = job
+            # This process keeps its trial alive too: one that dies before (or while) its job runs goes stale.
+            with Heartbeat(self.plan.storage, [compat.trial_id(trial)]):
+                ret = self.launch(overrides, trial.number)
+            with self.lock:
+                if tell(self.study, trial, ret) == TrialState.FAIL:
+                    self.failures += 1
+                    self.on_failed(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                self.stop = self.stop or self.failures > self.max_failures
+
+    def _next(self):
+        with self.lock:
+            if self.stop:
+                return None
+            reap_dead_trials(self.study, self.on_failed)
+            if started(self.study) < self.plan.n_trials:
+                return self._search_trial()
+            if not self.plan.confirm.enabled:
+                return None
+            jobs = confirmation.jobs(self.study, self.plan.n_trials, self.plan.confirm.top_k, self.confirm_seeds)
+            if jobs is None:
+                return WAIT
+            return self._confirmation_trial(jobs)
+
+    def _search_trial(self):
+        trial = within_total(self.study, ask(self.study), self.plan.n_trials)
+        if trial is None:
+            return WAIT  # another worker took the last search trial: its end decides what comes next
+        claim(trial)
+        trial.user_attrs.get(ROLE_ATTR) or trial.set_user_attr(ROLE_ATTR, "search")
+        return trial, self.configure(trial)
+
+    def _confirmation_trial(self, jobs: list):
+        total = self.plan.n_trials + len(jobs)
+        if started(self.study) >= total:
+            return None
+        trial = within_total(self.study, ask(self.study), total)
+        if trial is None:
+            return WAIT
+        job = jobs[trial.number - self.plan.n_trials]
+        self.sampler.fixed[trial.number] = job.params  # before the trial suggests its values (in configure)
+        claim(trial)
+        confirmation.mark(trial, job)
+        return trial, [*self.configure(trial), f"seed={job.seed}", f"split_seed={self.split_seed}"]
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():  # our trials do keep heartbeats, outside Study.optimize (see Heartbeat)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        return study.ask()
+
+
+def within_total(study: optuna.Study, trial: optuna.Trial, total: int) -> optuna.Trial | None:
+    """Workers that counted the study at the same moment may ask for more trials than the total between them.
+    Trial numbers are given out atomically, so a trial numbered `total` or more is one too many: it goes back to
+    the queue as WAITING, where it counts as not started (a later ask, here or on resume, takes it up again)."""
+    if trial.number < total:
+        return trial
+    compat.set_trial_waiting(study, trial)
+    log.info("Trial %d is past the study's %d trials (other workers took the last ones): left WAITING",
+             trial.number, total)
+    return None
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, ret) -> TrialState:
+    """Record how the trial's job ended: COMPLETE with a finite number, PRUNED, or FAIL with the reason."""
+    outcome = compat.return_value(ret)
+    values, reason = None, None
+    if ret.status == JobStatus.COMPLETED:
+        try:
+            values = [float(outcome)]
+        except (TypeError, ValueError):
+            reason = f"the job returned {outcome!r}, not a number"
+        else:
+            if not math.isfinite(values[0]):
+                values, reason = None, f"the job returned {values[0]}"
+    elif not isinstance(outcome, optuna.TrialPruned):
+        reason = f"{type(outcome).__name__}: {first_line(outcome)}"
+    if values is not None:
+        state = TrialState.COMPLETE
+    elif isinstance(outcome, optuna.TrialPruned):
+        state = TrialState.PRUNED
+    else:
+        state = TrialState.FAIL
+        trial.set_user_attr(FAIL_REASON_ATTR, reason)
+        log.warning("Trial %d failed: %s", trial.number, reason)
+    try:
+        study.tell(trial, state=state, values=values)
+    except RuntimeError as error:
+        # GridSampler calls study.stop() once the grid is done, which raises outside study.optimize; Optuna has
+        # stored the state regardless. Otherwise the trial was finished elsewhere, e.g. failed as stale.
+        if study.get_trials(deepcopy=False)[trial.number].state != state:
+            log.warning("Trial %d: %s", trial.number, error)
+    return state
