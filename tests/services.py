@@ -189,7 +189,10 @@ def start_mlflow(backend: str, artifacts: Path, port: int, log_path: Path) -> su
     auth_config = log_path.with_suffix(".auth.ini")
     auth_config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {backend}\n"
                            f"admin_username = {os.environ['SWEEPLAB_TEST_MLFLOW_ADMIN_USERNAME']}\n"
-                           f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                           f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                           # Each request's password is checked with scrypt (~0.1 s of CPU); a worker's many requests
+                           # would spend more on that than on logging. Changes through the API apply at once.
+                           f"auth_cache_ttl_seconds = 60\n")
     log = open(log_path, "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--backend-store-uri", backend,
