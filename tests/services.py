@@ -190,8 +190,8 @@ def start_mlflow(backend: str, artifacts: Path, port: int, log_path: Path) -> su
     auth_config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {backend}\n"
                            f"admin_username = {os.environ['SWEEPLAB_TEST_MLFLOW_ADMIN_USERNAME']}\n"
                            f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-                           # Each request's password is checked with scrypt (~0.1 s of CPU); a worker's many requests
-                           # would spend more on that than on logging. Changes through the API apply at once.
+                           # A password check is a deliberately slow hash (scrypt): on every request of a sweep
+                           # it costs more than the logging. Password changes through the API apply at once.
                            f"auth_cache_ttl_seconds = 60\n")
     log = open(log_path, "w")
     server = subprocess.Popen(
