@@ -112,7 +112,7 @@ def new_secrets(tmp: Path) -> dict[str, str]:
 def pgpass_password(role: str) -> str:
     """A database role's password, from the pgpass file of this run."""
     for line in Path(os.environ["PGPASSFILE"]).read_text().splitlines():
-        host, port, database, user, password = line.split(":", 4)
+        *_, user, password = line.split(":", 4)
         if user == role:
             return password
     raise KeyError(f"no password for role {role!r} in {os.environ['PGPASSFILE']}")
