@@ -1,13 +1,22 @@
-"""Run a command next to a throw-away PostgreSQL and MLflow tracking server, both on 127.0.0.1.
+"""Run a command next to a throw-away PostgreSQL and MLflow tracking server, both on 127.0.0.1, both asking who is
+calling, set up as docs/scaling-out.md sets them up.
 
     python tests/services.py -- python -m pytest
 
-PostgreSQL gets a fresh data directory with two databases, `optuna` and `mlflow`; `mlflow server` keeps its runs
-in the second and its artifacts in the temporary folder. The command sees
+PostgreSQL gets a fresh data directory that accepts only password logins (scram-sha-256) and two databases:
+`optuna`, owned by the role `sweeplab`, and `mlflow`, owned by the role `mlflow`, each closed to the other role.
+`mlflow server --app-name basic-auth` keeps its runs and its users in the second, its artifacts in the temporary
+folder; besides its admin it has one user for the sweeps. No password is in a URL or on a command line. The command
+sees
 
-    SWEEPLAB_TEST_POSTGRES_URL          postgresql://postgres@127.0.0.1:<port>/optuna   (Optuna study storage)
+    SWEEPLAB_TEST_POSTGRES_URL          postgresql://sweeplab@127.0.0.1:<port>/optuna   (Optuna study storage)
     SWEEPLAB_TEST_MLFLOW_URL            http://127.0.0.1:<port>                         (MLflow tracking server)
-    SWEEPLAB_TEST_MLFLOW_BACKEND_URL    postgresql://postgres@127.0.0.1:<port>/mlflow   (to start a second server)
+    SWEEPLAB_TEST_MLFLOW_BACKEND_URL    postgresql://mlflow@127.0.0.1:<port>/mlflow     (to start a second server)
+    PGPASSFILE                          a pgpass file with the passwords of the roles `sweeplab` and `mlflow`
+    SWEEPLAB_TEST_MLFLOW_USERNAME / _PASSWORD               the sweeps' MLflow user (workers get them as
+                                                            MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)
+    SWEEPLAB_TEST_MLFLOW_ADMIN_USERNAME / _PASSWORD         the MLflow server's admin (to add users)
+    SWEEPLAB_TEST_POSTGRES_ADMIN_PASSWORD, SWEEPLAB_TEST_MLFLOW_SECRET_KEY   for the helpers below, used by tests
 
 Both servers are stopped and the folder removed whatever happens (tests failing, Ctrl-C, SIGTERM); the exit code
 is the command's.
@@ -15,6 +24,7 @@ is the command's.
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -25,7 +35,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-DB_USER = "postgres"
+DB_SUPERUSER = "postgres"
+STUDY_ROLE = "sweeplab"  # owns the study databases, nothing else
+MLFLOW_ROLE = "mlflow"  # the MLflow server's: its runs and its users
+MLFLOW_ADMIN = "admin"
+MLFLOW_USER = "sweeper"  # what the workers log in as
 
 
 def main(argv: list[str]) -> int:
@@ -64,13 +78,44 @@ def main(argv: list[str]) -> int:
 
 def start_services(bindir: Path, tmp: Path, servers: list) -> dict:
     """PostgreSQL with databases `optuna` and `mlflow`, then an MLflow server on the second; the command's env."""
+    os.environ.update(new_secrets(tmp))  # the helpers below read them from there, here and in the tests
     pg_port, mlflow_port = free_port(), free_port()
     servers.append(start_postgres(bindir, tmp / "pgdata", pg_port))
-    optuna_db, mlflow_db = (create_database(bindir, pg_port, name) for name in ("optuna", "mlflow"))
+    optuna_db = create_database(bindir, pg_port, "optuna")
+    mlflow_db = create_database(bindir, pg_port, "mlflow", owner=MLFLOW_ROLE)
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
     servers.append(start_mlflow(mlflow_db, tmp / "artifacts", mlflow_port, tmp / "mlflow.log"))
-    print(f"services: PostgreSQL {optuna_db}, MLflow http://127.0.0.1:{mlflow_port} (in {tmp})", flush=True)
+    add_mlflow_user(mlflow_url, MLFLOW_USER, os.environ["SWEEPLAB_TEST_MLFLOW_PASSWORD"])
+    print(f"services: PostgreSQL {optuna_db}, MLflow {mlflow_url} (basic-auth), in {tmp}", flush=True)
     return dict(os.environ, SWEEPLAB_TEST_POSTGRES_URL=optuna_db, SWEEPLAB_TEST_MLFLOW_BACKEND_URL=mlflow_db,
-                SWEEPLAB_TEST_MLFLOW_URL=f"http://127.0.0.1:{mlflow_port}")
+                SWEEPLAB_TEST_MLFLOW_URL=mlflow_url)
+
+
+def new_secrets(tmp: Path) -> dict[str, str]:
+    """Fresh passwords for this run: the database roles' in a pgpass file (libpq, and so psycopg, reads it), the
+    rest in variables. Never in argv, where `ps` shows them to every user of the machine."""
+    study, mlflow_role = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    pgpass = tmp / "pgpass"
+    pgpass.write_text(f"127.0.0.1:*:*:{STUDY_ROLE}:{study}\n127.0.0.1:*:*:{MLFLOW_ROLE}:{mlflow_role}\n")
+    pgpass.chmod(0o600)  # libpq ignores a pgpass file that others may read
+    return {
+        "PGPASSFILE": str(pgpass),
+        "SWEEPLAB_TEST_POSTGRES_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        "SWEEPLAB_TEST_MLFLOW_ADMIN_USERNAME": MLFLOW_ADMIN,
+        "SWEEPLAB_TEST_MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        "SWEEPLAB_TEST_MLFLOW_USERNAME": MLFLOW_USER,
+        "SWEEPLAB_TEST_MLFLOW_PASSWORD": secrets.token_urlsafe(18),
+        "SWEEPLAB_TEST_MLFLOW_SECRET_KEY": secrets.token_hex(16),  # one for every server on the same backend
+    }
+
+
+def pgpass_password(role: str) -> str:
+    """A database role's password, from the pgpass file of this run."""
+    for line in Path(os.environ["PGPASSFILE"]).read_text().splitlines():
+        *_, user, password = line.split(":", 4)
+        if user == role:
+            return password
+    raise KeyError(f"no password for role {role!r} in {os.environ['PGPASSFILE']}")
 
 
 def postgres_bindir() -> Path | None:
@@ -90,6 +135,7 @@ def free_port() -> int:
 
 def start_postgres(bindir: Path, data: Path, port: int) -> subprocess.Popen:
     """Initialise `data` unless it holds a database already (a restart), and start the server on 127.0.0.1:`port`.
+    Every login needs a password (scram-sha-256); the superuser's is SWEEPLAB_TEST_POSTGRES_ADMIN_PASSWORD.
     PostgreSQL refuses to run as root: when we are root, it runs as the `postgres` user."""
     as_user = {}
     if os.geteuid() == 0:
@@ -98,36 +144,91 @@ def start_postgres(bindir: Path, data: Path, port: int) -> subprocess.Popen:
     log = open(data.parent / "postgres.log", "a")
     if not (data / "PG_VERSION").exists():
         data.mkdir()
+        pwfile = data.parent / "superuser.pw"  # read by initdb, removed at once
+        pwfile.touch(0o600)
+        pwfile.write_text(os.environ["SWEEPLAB_TEST_POSTGRES_ADMIN_PASSWORD"])
         if as_user:
             os.chmod(data.parent, 0o755)
             os.chown(data, as_user["user"], as_user["group"])
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=log, cwd="/", **as_user)
+            os.chown(pwfile, as_user["user"], as_user["group"])
+        try:
+            subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", DB_SUPERUSER, "--auth=scram-sha-256",
+                            f"--pwfile={pwfile}", "-E", "UTF8"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=log, cwd="/", **as_user)
+        finally:
+            pwfile.unlink()
     server = subprocess.Popen(
         [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
          "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200"],
         stdout=log, stderr=log, cwd="/", start_new_session=True, **as_user,
     )
-    ready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER]
+    ready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", DB_SUPERUSER]
     wait_until(lambda: subprocess.run(ready).returncode == 0, server, "PostgreSQL", 30)
     return server
 
 
-def create_database(bindir: Path, port: int, name: str) -> str:
-    subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, name], check=True)
-    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{name}"
+def create_database(bindir: Path, port: int, name: str, owner: str = STUDY_ROLE) -> str:
+    """Database `name` owned by `owner` (a login role, made with its pgpass password if missing) and closed to every
+    other role; its URL, with no password in it."""
+    password = pgpass_password(owner)
+    sql = (f"SELECT 'CREATE ROLE {owner} LOGIN PASSWORD ''{password}''' "
+           f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') \\gexec\n"
+           f"CREATE DATABASE {name} OWNER {owner};\n"
+           f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;\n")
+    subprocess.run([str(bindir / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port),
+                    "-U", DB_SUPERUSER, "-d", "postgres", "-f", "-"], input=sql, text=True, check=True,
+                   stdout=subprocess.DEVNULL, env=dict(os.environ, PGPASSWORD=os.environ[
+                       "SWEEPLAB_TEST_POSTGRES_ADMIN_PASSWORD"]))
+    return f"postgresql://{owner}@127.0.0.1:{port}/{name}"
 
 
 def start_mlflow(backend: str, artifacts: Path, port: int, log_path: Path) -> subprocess.Popen:
+    """`mlflow server --app-name basic-auth`, its users in `backend` too (a second server on the same database knows
+    them); the admin is made on first start with SWEEPLAB_TEST_MLFLOW_ADMIN_PASSWORD. Users read every experiment
+    (default_permission = READ) and write only to those they made or were granted EDIT on."""
+    auth_config = log_path.with_suffix(".auth.ini")
+    auth_config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {backend}\n"
+                           f"admin_username = {os.environ['SWEEPLAB_TEST_MLFLOW_ADMIN_USERNAME']}\n"
+                           f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                           # A password check is a deliberately slow hash (scrypt): on every request of a sweep
+                           # it costs more than the logging. Password changes through the API apply at once.
+                           f"auth_cache_ttl_seconds = 60\n")
     log = open(log_path, "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--backend-store-uri", backend,
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),  # no GenAI job workers: 7 fewer processes
+        env=dict(
+            os.environ,
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",  # no GenAI job workers: 7 fewer processes
+            MLFLOW_AUTH_CONFIG_PATH=str(auth_config),
+            MLFLOW_AUTH_ADMIN_PASSWORD=os.environ["SWEEPLAB_TEST_MLFLOW_ADMIN_PASSWORD"],
+            MLFLOW_FLASK_SERVER_SECRET_KEY=os.environ["SWEEPLAB_TEST_MLFLOW_SECRET_KEY"],
+        ),
     )
     wait_until(lambda: healthy(f"http://127.0.0.1:{port}/health"), server, "mlflow server", 120)
     return server
+
+
+def add_mlflow_user(tracking_uri: str, username: str, password: str) -> None:
+    """A new user of the MLflow server, made by its admin."""
+    admin_client(tracking_uri).create_user(username, password)
+
+
+def admin_client(tracking_uri: str):
+    """The basic-auth app's client, logged in as the admin (its credentials set on the requests it sends only)."""
+    from mlflow.server.auth.client import AuthServiceClient
+    from mlflow.utils.rest_utils import MlflowHostCreds, http_request, verify_rest_response
+
+    class AdminClient(AuthServiceClient):
+        def _request(self, endpoint, method, *, expected_status: int = 200, **kwargs):
+            creds = MlflowHostCreds(self.tracking_uri, username=os.environ["SWEEPLAB_TEST_MLFLOW_ADMIN_USERNAME"],
+                                    password=os.environ["SWEEPLAB_TEST_MLFLOW_ADMIN_PASSWORD"])
+            response = verify_rest_response(http_request(creds, endpoint, method, **kwargs), endpoint,
+                                            expected_status=expected_status)
+            return response.json() if response.status_code != 204 and response.content else {}
+
+    return AdminClient(tracking_uri)
 
 
 def healthy(url: str) -> bool:

@@ -12,18 +12,25 @@ from urllib.parse import urlparse
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import get_default_host_creds, read_mlflow_creds
+from mlflow.utils.rest_utils import http_request
 
 from sweeplab.errors import TrackingError, first_line
 from sweeplab.names import END_REASON_TAG, EXPERIMENT_KIND_TAG, PARENT_TAG
 from sweeplab.paths import project_root
 
-
+WRITE_PERMISSIONS = ("EDIT", "MANAGE")  # basic-auth's permissions that may create runs in an experiment
 
 
 def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) -> MlflowClient:
     """Fail fast, naming the URI, when the tracking store cannot be reached; a server that is down is asked again
     for up to ``patience_s`` (a trial in a running sweep rides out a server restart instead of failing)."""
     scheme = urlparse(tracking_uri).scheme
+    if urlparse(tracking_uri).password:
+        raise TrackingError(
+            f"mlflow.tracking_uri has a password in it, which every trial's saved config would carry; remove it "
+            f"and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead"
+        )
     if scheme in ("http", "https"):
         deadline = time.monotonic() + patience_s
         while True:
@@ -51,7 +58,61 @@ def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) 
             f"mlflow.tracking_uri={tracking_uri!r} is a file store, which MLflow 3 refuses; "
             f"use sqlite:///<path>/mlflow.db or http://<server>"
         )
-    return MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    if scheme in ("http", "https"):
+        check_login(client)
+    return client
+
+
+def check_login(client: MlflowClient) -> None:
+    """/health answers anyone: one call that needs a login finds missing or wrong credentials now, in one line."""
+    try:
+        client.search_experiments(max_results=1)
+    except MlflowException as error:
+        if error.error_code not in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise TrackingError(f"MLflow tracking server {client.tracking_uri} failed: {first_line(error)}") from None
+        user = read_mlflow_creds().username
+        who = f"the login of user '{user}'" if user else "a request without credentials"
+        raise TrackingError(
+            f"MLflow tracking server {client.tracking_uri} refused {who} ({_status(error)}); set "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account of "
+            f"that server, in the environment or ~/.mlflow/credentials"
+        ) from None
+
+
+def check_can_write(client: MlflowClient, experiment: str) -> None:
+    """On a server with basic-auth a user may read an experiment without being allowed to log to it: say so before
+    the first trial rather than when its run is created. Servers without basic-auth (any other answer) pass."""
+    if not urlparse(client.tracking_uri).scheme.startswith("http"):
+        return
+    creds = get_default_host_creds(client.tracking_uri)
+    me = http_request(creds, "/api/2.0/mlflow/users/current", "GET", max_retries=0)
+    if me.status_code != 200 or me.json()["user"]["is_admin"]:
+        return
+    username = me.json()["user"]["username"]
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as error:
+        if error.error_code != "PERMISSION_DENIED":
+            raise TrackingError(f"MLflow tracking server {client.tracking_uri} failed: {first_line(error)}") from None
+        permission = "none, not even READ"
+    else:
+        if found is None:
+            return  # whoever creates it may write to it (MANAGE)
+        grant = http_request(creds, "/api/3.0/mlflow/users/permissions/get", "GET", max_retries=0, params={
+            "username": username, "resource_type": "experiment", "resource_id": found.experiment_id})
+        permission = grant.json().get("permission") if grant.status_code == 200 else None
+        if permission is None or permission in WRITE_PERMISSIONS:
+            return
+    raise TrackingError(
+        f"MLflow tracking server {client.tracking_uri} does not let user '{username}' write to experiment "
+        f"'{experiment}' (permission: {permission}); ask the server's admin for EDIT on it, or set "
+        f"mlflow.experiment=<an experiment of yours>"
+    )
+
+
+def _status(error: MlflowException) -> str:
+    return {"UNAUTHENTICATED": "401 Unauthorized", "PERMISSION_DENIED": "403 Forbidden"}[error.error_code]
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:

@@ -36,16 +36,27 @@ services = _load_services()
 
 
 @pytest.fixture(scope="session")
-def servers() -> SimpleNamespace:
+def servers():
     postgres, mlflow = os.environ.get("SWEEPLAB_TEST_POSTGRES_URL"), os.environ.get("SWEEPLAB_TEST_MLFLOW_URL")
-    if not (postgres and mlflow):
+    username, password = (os.environ.get(f"SWEEPLAB_TEST_MLFLOW_{k}") for k in ("USERNAME", "PASSWORD"))
+    if not (postgres and mlflow and username and password):
         pytest.fail(
-            "SWEEPLAB_TEST_POSTGRES_URL and SWEEPLAB_TEST_MLFLOW_URL are not set: the scale-out tests need the real "
-            "servers; run them with `make test`, or `.venv/bin/python tests/services.py -- .venv/bin/python -m "
-            "pytest tests/scaleout`", pytrace=False,
+            "SWEEPLAB_TEST_POSTGRES_URL, SWEEPLAB_TEST_MLFLOW_URL and SWEEPLAB_TEST_MLFLOW_USERNAME/PASSWORD are not "
+            "set: the scale-out tests need the real servers; run them with `make test`, or `.venv/bin/python "
+            "tests/services.py -- .venv/bin/python -m pytest tests/scaleout`", pytrace=False,
         )
-    return SimpleNamespace(postgres=postgres, mlflow=mlflow,
-                           mlflow_backend=os.environ.get("SWEEPLAB_TEST_MLFLOW_BACKEND_URL"))
+    # Workers log in to MLflow the way the runbook says (the study database's password is in PGPASSFILE), and so
+    # does this process when a test reads the runs.
+    credentials = {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
+    saved = {key: os.environ.get(key) for key in credentials}
+    os.environ.update(credentials)
+    yield SimpleNamespace(postgres=postgres, mlflow=mlflow, credentials=credentials,
+                          mlflow_backend=os.environ.get("SWEEPLAB_TEST_MLFLOW_BACKEND_URL"))
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def closed_port() -> int:
@@ -105,8 +116,11 @@ class Study:
         return [sys.executable, "train.py", "-m", *merged.values()]
 
     def start(self, worker: str, *extra: str, env: dict | None = None) -> Worker:
+        """`env` adds to the worker's environment; a variable set to None there is removed from it."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("HYDRA_", "MLFLOW_"))}
-        started = Worker(self.argv(worker, *extra), self.root / f"{worker}.log", {**clean, **(env or {})})
+        merged = {**clean, **self.servers.credentials, **(env or {})}
+        started = Worker(self.argv(worker, *extra), self.root / f"{worker}.log",
+                         {k: v for k, v in merged.items() if v is not None})
         self.workers.append(started)
         return started
 

@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 from sweeplab.sweep import parent_run
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.study import WORKER_ATTR, reap_dead_trials, started
-from sweeplab.sweep.sweeper import StudySweeper
 from sweeplab.sweep.trial_link import RUN_ID_ATTR, Heartbeat
+from sweeplab.sweep.trial_loop import within_total
 
 from .conftest import FINISHED, PROJECT_ROOT, check_study, closed_port, services
 from sweeplab.names import STATE_TAG
@@ -100,7 +100,7 @@ def test_trials_asked_past_the_total_go_back_to_the_queue(study):
     to WAITING (not started, not counted), and a resume with a larger total runs it under its number."""
     shared = optuna.create_study(study_name=study.name, storage=study.storage(), direction="maximize")
     first, second, racer = shared.ask(), shared.ask(), shared.ask()
-    kept = StudySweeper._within_total(SimpleNamespace(n_trials=2), shared, [first, second, racer])
+    kept = [t for t in (first, second, racer) if within_total(shared, t, 2)]
     assert kept == [first, second]
     assert shared.trials[racer.number].state == TrialState.WAITING and started(shared) == 2
     assert shared.ask().number == racer.number  # the next ask, e.g. of a resume with n_trials=3, takes it back

@@ -77,6 +77,8 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
     storage_url = str(sweeper.storage) if sweeper.storage else str(sweep_dir / JOURNAL_FILE)
     storage = open_storage(storage_url)
     client = tracking.connect(config.mlflow.tracking_uri) if config.mlflow.enabled else None
+    if client:
+        tracking.check_can_write(client, config.mlflow.experiment)
     return SweepPlan(
         name=sweeper.study_name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
         objective=str(config.objective.metric), distributions=distributions, fixed=fixed,

@@ -5,6 +5,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +46,7 @@ def open_storage(url: str, stale_trial_callback=None, patient: bool = False) -> 
             f"hydra.sweeper.storage={url!r} is neither a database URL (postgresql://user@host/db) "
             f"nor a journal file (path ending in .journal)"
         )
+    _refuse_password(url)
     heartbeat_s = _heartbeat_interval()
     create = _patient(_create_tables_once) if patient else _create_tables_once
     try:
@@ -58,8 +60,7 @@ def open_storage(url: str, stale_trial_callback=None, patient: bool = False) -> 
                 engine_kwargs={"pool_pre_ping": True},  # a connection the server dropped is replaced, not used
             )
     except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, refused connection
-        reason = first_line(error)
-        raise ConfigError(f"Optuna storage {_hide_password(url)} is unusable: {reason}") from None
+        raise ConfigError(_unusable(url, error)) from None
 
 
 def _create_tables_once(url: str, **kwargs) -> "PatientRDBStorage":
@@ -118,10 +119,65 @@ def _heartbeat_interval() -> int:
     return int(value)
 
 
+def _refuse_password(url: str) -> None:
+    """A password in the URL would be saved in every trial's config (Hydra's .hydra/, the job's config.yaml) and
+    uploaded with them to MLflow, where every reader of the experiment sees it: libpq reads it from elsewhere."""
+    if _url_password(url):
+        raise ConfigError(
+            f"hydra.sweeper.storage={_hide_password(url)} has a password in it, which every trial's saved config "
+            f"would carry; remove it from the URL and give it in ~/.pgpass (or the file PGPASSFILE names), "
+            f"or in PGPASSWORD"
+        )
+
+
+# libpq's refusals of a login, after its "connection to server at ... failed:" preamble.
+LOGIN_REFUSED = re.compile(r"(password authentication failed for user \S+|no password supplied"
+                           r"|permission denied for database \S+|role \S+ does not exist|database \S+ does not exist)")
+
+
+def _unusable(url: str, error: Exception) -> str:
+    shown = _hide_password(url)
+    refused = LOGIN_REFUSED.search(str(error))
+    if refused is None:
+        return f"Optuna storage {shown} is unusable: {first_line(error)}"
+    where = _server(url)
+    reason = refused.group(1)
+    if "password" in reason:
+        fix = ("give the role's password in ~/.pgpass (hostname:port:database:username:password, mode 0600; or "
+               "the file PGPASSFILE names) or in PGPASSWORD, never in the URL")
+    else:
+        fix = "ask the database's admin for a role that owns the study database, and name it in the URL"
+    return f"Optuna storage {shown}: PostgreSQL at {where} refused the login ({reason}); {fix}"
+
+
+def _server(url: str) -> str:
+    """host:port/database of a database URL, which names the server in messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parts = make_url(url)
+    except Exception:
+        return _hide_password(url)
+    return f"{parts.host or 'localhost'}:{parts.port or 5432}/{parts.database or ''}"
+
+
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parts = make_url(url)
+    except Exception:
+        return None
+    return parts.password or parts.query.get("password")
+
+
 def _hide_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parts = make_url(url)
     except Exception:
         return url
+    if "password" in parts.query:
+        parts = parts.set(query={**parts.query, "password": "***"})
+    return parts.render_as_string(hide_password=True)
