@@ -1,0 +1,138 @@
+"""Which sampler, and which confirmation settings, pick the best configuration?  Simulated sweeps over the stored
+landscape (bench/landscape.py): no training, CPU only.
+
+    python bench/samplers.py                         # 256 studies x 7 samplers, ~15 min on one core
+    python bench/samplers.py --studies 32 --samplers tpe-mv-cl random   # a quick look
+
+Study i reads landscape seed i mod 16 (a real sweep fixes its seed) and seeds its sampler with i. Its trials run
+one at a time through ask/tell, over the default search space (batch_size choice(16..512), lr log-uniform
+1e-4..1e-1), the notes' batch 128 / Adam 1e-3 enqueued as trial 0; a trial's value is the seed's validation accuracy at
+the nearest grid point (lr snapped on the log scale). Then either the best trial is the answer (search only), or the
+top_k distinct configurations and the baseline are trained again on `seeds` fresh landscape seeds (the same ones for
+each, not the study's) and the best mean of (search value + fresh values) is the answer. Each answer is scored by its
+true gain: its mean over all 16 seeds minus the baseline's. Confirmation is compared with search alone at equal
+compute: 20 trials + (top_k + 1) x seeds confirmation trainings against that many search trials.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import torch
+
+from _landscape_oracle import Landscape, best_searched, confirmed, run_study, samplers
+
+HERE = Path(__file__).parent
+
+
+def stats(land, picks):
+    """Median, 10th percentile and mean of the picked configurations' true gains, and their mean regret."""
+    gains = np.array([land.gain[p] for p in picks])
+    return np.median(gains), np.percentile(gains, 10), gains.mean(), land.best_gain - gains.mean()
+
+
+def cell(median, p10, *_):
+    return f"{median:+.2f} / {p10:+.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--landscape", type=Path, default=HERE / "landscape-h200.jsonl.gz")
+    parser.add_argument("--studies", type=int, default=256)
+    parser.add_argument("--trials", type=int, default=20, help="search trials before confirmation")
+    parser.add_argument("--samplers", nargs="+", default=list(samplers()), choices=list(samplers()))
+    parser.add_argument("--pairs", nargs="+", default=["2,2", "3,2", "5,2", "2,3", "3,3", "2,4", "3,4", "5,3"],
+                        help="confirmation settings top_k,seeds")
+    parser.add_argument("--target", type=float, default=0.75, help="median goal, as a share of the best true gain")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # GPSampler's fits: one core
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    land = Landscape(args.landscape)
+    pairs = [tuple(map(int, pair.split(","))) for pair in args.pairs]
+    if max(seeds for _, seeds in pairs) > len(land.seeds) - 1:
+        parser.error(f"at most {len(land.seeds) - 1} fresh seeds")
+    longest = args.trials + max((k + 1) * r for k, r in pairs)
+    print(f"{args.studies} studies x {len(args.samplers)} samplers, {longest} trials each; "
+          f"best grid configuration: +{land.best_gain:.2f} pp over the baseline", flush=True)
+
+    tables, fresh = [], []  # per study: its landscape seed (index), its fresh seeds in order of use
+    for i in range(args.studies):
+        table = i % len(land.seeds)
+        tables.append(table)
+        others = [s for s in range(len(land.seeds)) if s != table]
+        fresh.append([int(s) for s in np.random.default_rng(i).permutation(others)])
+    points, took = {}, {}
+    for name in args.samplers:
+        started = time.perf_counter()
+        points[name] = []
+        for i in range(args.studies):
+            points[name].append(run_study(land, name, i, tables[i], longest))
+            if (i + 1) % 64 == 0 or i + 1 == args.studies:
+                print(f"  {name}: {i + 1} studies, {time.perf_counter() - started:.0f} s", flush=True)
+        took[name] = (time.perf_counter() - started) / args.studies
+
+    def search_only(name, trials):
+        return stats(land, [best_searched(land, pts[:trials], t) for pts, t in zip(points[name], tables)])
+
+    def confirm(name, top_k, seeds, with_search=True):
+        picks, spent, held_out = [], [], []
+        for pts, t, f in zip(points[name], tables, fresh):
+            pick, cost = confirmed(land, pts[:args.trials], t, f[:seeds], top_k, with_search)
+            picks.append(pick)
+            spent.append(cost)
+            unused = [s for s in range(len(land.seeds)) if s != t and s not in f[:seeds]]
+            held_out.append(np.mean(land.val[unused][:, pick[0], pick[1]] - land.val[unused][:, *land.baseline]))
+        return (*stats(land, picks), np.mean(spent), np.median(held_out))
+
+    n = args.trials
+    print(f"\n### Samplers: true gain of the picked configuration over the baseline, pp, median / 10th percentile "
+          f"({args.studies} studies)\n")
+    print(f"| sampler | s/study | search {n} | " + " | ".join(
+        f"{n} + confirm ({k},{r}) | search {n + (k + 1) * r}" for k, r in pairs[:3]) + " |")
+    print("|---|---:|---:|" + "---:|---:|" * 3)
+    for name in args.samplers:
+        cells = [cell(*search_only(name, n))]
+        for k, r in pairs[:3]:
+            cells += [cell(*confirm(name, k, r)), cell(*search_only(name, n + (k + 1) * r))]
+        print(f"| {name} | {took[name]:.2f} | " + " | ".join(cells) + " |")
+
+    goal = args.target * land.best_gain
+    print(f"\n### Confirmation settings after {n} search trials (median / 10th percentile of the true gain, pp)\n")
+    print("| sampler | " + " | ".join(f"({k},{r})" for k, r in pairs) + " |")
+    print("|---|" + "---:|" * len(pairs))
+    winners = []
+    for name in args.samplers:
+        row = []
+        for k, r in pairs:
+            median, p10, mean, regret, cost, held_out = confirm(name, k, r)
+            row.append(cell(median, p10) + (" ✓" if median >= goal and p10 > 0 else ""))
+            winners.append(((k + 1) * r, -median, -p10, -mean, name, k, r, mean, cost))
+        print(f"| {name} | " + " | ".join(row) + " |")
+    print(f"✓ = target met: median ≥ {goal:+.2f} pp ({args.target:.0%} of the best) and 10th percentile > 0")
+
+    for name in args.samplers:
+        print(f"\n### {name}: every setting, with its cost and search alone at equal compute\n")
+        print("| search + confirmation | trainings (mean) | median | 10th pct | mean gain | mean regret "
+              "| held-out median | fresh seeds only: median / 10th pct | search alone: median / 10th pct |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| {n} trials | {n} | " + " | ".join(f"{v:+.2f}" for v in search_only(name, n)) + " | | | |")
+        for k, r in pairs:
+            median, p10, mean, regret, cost, held_out = confirm(name, k, r)
+            alone = cell(*search_only(name, n + (k + 1) * r))
+            print(f"| {n} + top {k} and baseline × {r} seeds | {n + cost:.1f} | {median:+.2f} | {p10:+.2f} | "
+                  f"{mean:+.2f} | {regret:.2f} | {held_out:+.2f} | {cell(*confirm(name, k, r, False))} | {alone} |")
+
+    met = sorted(w for w in winners if -w[1] >= goal and -w[2] > 0)
+    if met:
+        cost, _, _, _, name, k, r, mean, _ = met[0]
+        print(f"\ncheapest setting that meets the target (ties: higher median, 10th percentile, mean): {name}, "
+              f"confirm.top_k={k}, confirm.seeds={r} ({cost} confirmation trainings at most; mean gain {mean:+.2f} pp)")
+    else:
+        best = min(winners, key=lambda w: (w[1], w[2]))
+        print(f"\nno setting meets the target; highest median: {best[4]}, top_k={best[5]}, seeds={best[6]} "
+              f"(median {-best[1]:+.2f}, 10th percentile {-best[2]:+.2f} pp)")
+
+
+if __name__ == "__main__":
+    main()
