@@ -40,9 +40,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landscape", type=Path, default=HERE / "landscape-h200.jsonl.gz")
     parser.add_argument("--studies", type=int, default=256)
-    parser.add_argument("--trials", type=int, default=20, help="search trials before confirmation")
+    parser.add_argument("--trials", type=int, nargs="+", default=[20, 25, 30],
+                        help="search trials before confirmation; the first is the sweep's n_trials")
     parser.add_argument("--samplers", nargs="+", default=list(samplers()), choices=list(samplers()))
-    parser.add_argument("--pairs", nargs="+", default=["2,2", "3,2", "5,2", "2,3", "3,3", "2,4", "3,4", "5,3"],
+    parser.add_argument("--pairs", nargs="+", default=["3,2", "3,3", "5,2", "2,2", "2,3", "2,4", "3,4", "5,3"],
                         help="confirmation settings top_k,seeds")
     parser.add_argument("--target", type=float, default=0.75, help="median goal, as a share of the best true gain")
     args = parser.parse_args()
@@ -52,7 +53,7 @@ def main() -> None:
     pairs = [tuple(map(int, pair.split(","))) for pair in args.pairs]
     if max(seeds for _, seeds in pairs) > len(land.seeds) - 1:
         parser.error(f"at most {len(land.seeds) - 1} fresh seeds")
-    longest = args.trials + max((k + 1) * r for k, r in pairs)
+    longest = max(args.trials) + max((k + 1) * r for k, r in pairs)
     print(f"{args.studies} studies x {len(args.samplers)} samplers, {longest} trials each; "
           f"best grid configuration: +{land.best_gain:.2f} pp over the baseline", flush=True)
 
@@ -64,75 +65,84 @@ def main() -> None:
         fresh.append([int(s) for s in np.random.default_rng(i).permutation(others)])
     points, took = {}, {}
     for name in args.samplers:
-        started = time.perf_counter()
+        started = time.process_time()
         points[name] = []
         for i in range(args.studies):
             points[name].append(run_study(land, name, i, tables[i], longest))
             if (i + 1) % 64 == 0 or i + 1 == args.studies:
-                print(f"  {name}: {i + 1} studies, {time.perf_counter() - started:.0f} s", flush=True)
-        took[name] = (time.perf_counter() - started) / args.studies
+                print(f"  {name}: {i + 1} studies, {time.process_time() - started:.0f} s CPU", flush=True)
+        took[name] = (time.process_time() - started) / args.studies
 
     def search_only(name, trials):
         return stats(land, [best_searched(land, pts[:trials], t) for pts, t in zip(points[name], tables)])
 
-    def confirm(name, top_k, seeds, with_search=True):
+    def confirm(name, trials, top_k, seeds, with_search=True):
         picks, spent, held_out = [], [], []
         for pts, t, f in zip(points[name], tables, fresh):
-            pick, cost = confirmed(land, pts[:args.trials], t, f[:seeds], top_k, with_search)
+            pick, cost = confirmed(land, pts[:trials], t, f[:seeds], top_k, with_search)
             picks.append(pick)
             spent.append(cost)
             unused = [s for s in range(len(land.seeds)) if s != t and s not in f[:seeds]]
             held_out.append(np.mean(land.val[unused][:, pick[0], pick[1]] - land.val[unused][:, *land.baseline]))
         return (*stats(land, picks), np.mean(spent), np.median(held_out))
 
-    n = args.trials
+    def visited(name, trials):
+        """Share of studies whose search tried a configuration good enough for the goal."""
+        return np.mean([any(land.gain[p] >= goal for p in pts[:trials]) for pts in points[name]])
+
+    goal, n = args.target * land.best_gain, args.trials[0]
     print(f"\n### Samplers: true gain of the picked configuration over the baseline, pp, median / 10th percentile "
           f"({args.studies} studies)\n")
-    print(f"| sampler | s/study | search {n} | " + " | ".join(
+    print(f"| sampler | CPU s/study | tried one ≥ {goal:+.2f} in {n} | search {n} | " + " | ".join(
         f"{n} + confirm ({k},{r}) | search {n + (k + 1) * r}" for k, r in pairs[:3]) + " |")
-    print("|---|---:|---:|" + "---:|---:|" * 3)
+    print("|---|---:|---:|---:|" + "---:|---:|" * 3)
     for name in args.samplers:
         cells = [cell(*search_only(name, n))]
         for k, r in pairs[:3]:
-            cells += [cell(*confirm(name, k, r)), cell(*search_only(name, n + (k + 1) * r))]
-        print(f"| {name} | {took[name]:.2f} | " + " | ".join(cells) + " |")
+            cells += [cell(*confirm(name, n, k, r)), cell(*search_only(name, n + (k + 1) * r))]
+        print(f"| {name} | {took[name]:.2f} | {visited(name, n):.0%} | " + " | ".join(cells) + " |")
 
-    goal = args.target * land.best_gain
-    print(f"\n### Confirmation settings after {n} search trials (median / 10th percentile of the true gain, pp)\n")
-    print("| sampler | " + " | ".join(f"({k},{r})" for k, r in pairs) + " |")
-    print("|---|" + "---:|" * len(pairs))
-    winners = []
+    print("\n### Confirmation settings (top_k, seeds) after N search trials: median / 10th percentile of the true "
+          "gain, pp\n")
+    print("| sampler | N | tried one ≥ goal | " + " | ".join(f"({k},{r})" for k, r in pairs) + " |")
+    print("|---|---:|---:|" + "---:|" * len(pairs))
+    settings = []  # (total trainings, -median, -p10, -mean, sampler, N, top_k, seeds), the statistics to 0.01 pp
     for name in args.samplers:
-        row = []
+        for trials in args.trials:
+            row = []
+            for k, r in pairs:
+                median, p10, mean, *_ = confirm(name, trials, k, r)
+                row.append(cell(median, p10) + (" ✓" if median >= goal and p10 > 0 else ""))
+                settings.append((trials + (k + 1) * r, *(-round(v, 2) for v in (median, p10, mean)), name, trials, k, r))
+            print(f"| {name} | {trials} | {visited(name, trials):.0%} | " + " | ".join(row) + " |")
+    print(f"✓ = target met: median ≥ {goal:+.2f} pp ({args.target:.0%} of the best, +{land.best_gain:.2f}) "
+          "and 10th percentile > 0")
+
+    def describe(setting):
+        total, median, p10, mean, name, trials, k, r = setting
+        return (f"{name}, {trials} search trials, confirm.top_k={k}, confirm.seeds={r} ({total} trainings at most): "
+                f"median {-median:+.2f}, 10th percentile {-p10:+.2f}, mean {-mean:+.2f} pp")
+
+    best_at_n = min((s for s in settings if s[5] == n), key=lambda s: (*s[1:4], s[0]))
+    met = sorted(s for s in settings if -s[1] >= goal and -s[2] > 0)
+    print(f"\nbest after {n} search trials (highest median, then 10th percentile, mean; then cheapest): "
+          + describe(best_at_n))
+    print("cheapest that meets the target: " + (describe(met[0]) if met else "none"))
+
+    name = best_at_n[4]
+    print(f"\n### {name}: every setting, its cost, and search alone at equal compute\n")
+    print("| search + confirmation | trainings (mean) | median | 10th pct | mean gain | mean regret "
+          "| held-out median | fresh seeds only: median / 10th pct | search alone: median / 10th pct |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for trials in args.trials:
+        median, p10, mean, regret = search_only(name, trials)
+        print(f"| {trials} trials | {trials} | {median:+.2f} | {p10:+.2f} | {mean:+.2f} | {regret:.2f} | | | |")
         for k, r in pairs:
-            median, p10, mean, regret, cost, held_out = confirm(name, k, r)
-            row.append(cell(median, p10) + (" ✓" if median >= goal and p10 > 0 else ""))
-            winners.append(((k + 1) * r, -median, -p10, -mean, name, k, r, mean, cost))
-        print(f"| {name} | " + " | ".join(row) + " |")
-    print(f"✓ = target met: median ≥ {goal:+.2f} pp ({args.target:.0%} of the best) and 10th percentile > 0")
-
-    for name in args.samplers:
-        print(f"\n### {name}: every setting, with its cost and search alone at equal compute\n")
-        print("| search + confirmation | trainings (mean) | median | 10th pct | mean gain | mean regret "
-              "| held-out median | fresh seeds only: median / 10th pct | search alone: median / 10th pct |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {n} trials | {n} | " + " | ".join(f"{v:+.2f}" for v in search_only(name, n)) + " | | | |")
-        for k, r in pairs:
-            median, p10, mean, regret, cost, held_out = confirm(name, k, r)
-            alone = cell(*search_only(name, n + (k + 1) * r))
-            print(f"| {n} + top {k} and baseline × {r} seeds | {n + cost:.1f} | {median:+.2f} | {p10:+.2f} | "
-                  f"{mean:+.2f} | {regret:.2f} | {held_out:+.2f} | {cell(*confirm(name, k, r, False))} | {alone} |")
-
-    met = sorted(w for w in winners if -w[1] >= goal and -w[2] > 0)
-    if met:
-        cost, _, _, _, name, k, r, mean, _ = met[0]
-        print(f"\ncheapest setting that meets the target (ties: higher median, 10th percentile, mean): {name}, "
-              f"confirm.top_k={k}, confirm.seeds={r} ({cost} confirmation trainings at most; mean gain {mean:+.2f} pp)")
-    else:
-        best = min(winners, key=lambda w: (w[1], w[2]))
-        print(f"\nno setting meets the target; highest median: {best[4]}, top_k={best[5]}, seeds={best[6]} "
-              f"(median {-best[1]:+.2f}, 10th percentile {-best[2]:+.2f} pp)")
-
+            median, p10, mean, regret, cost, held_out = confirm(name, trials, k, r)
+            alone = cell(*search_only(name, trials + (k + 1) * r))
+            print(f"| {trials} + top {k} and baseline × {r} seeds | {trials + cost:.1f} | {median:+.2f} | {p10:+.2f} | "
+                  f"{mean:+.2f} | {regret:.2f} | {held_out:+.2f} | {cell(*confirm(name, trials, k, r, False))} | "
+                  f"{alone} |")
 
 if __name__ == "__main__":
     main()
