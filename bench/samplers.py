@@ -1,7 +1,7 @@
 """Which sampler, and which confirmation settings, pick the best configuration?  Simulated sweeps over the stored
 landscape (bench/landscape.py): no training, CPU only.
 
-    python bench/samplers.py                         # 256 studies x 7 samplers, ~15 min on one core
+    python bench/samplers.py                         # 256 studies x 7 samplers, ~25 min of CPU (GPSampler)
     python bench/samplers.py --studies 32 --samplers tpe-mv-cl random   # a quick look
 
 Study i reads landscape seed i mod 16 (a real sweep fixes its seed) and seeds its sampler with i. Its trials run
