@@ -36,8 +36,8 @@ def test_default_search_space_in_config():
     assert sweeper["direction"] == "maximize"  # objective.direction's
     assert sweeper["study_name"] == "mnist-ffn256-adam-10ep"
     assert cfg_hydra("hydra/sweeper=optuna", "objective.direction=minimize")["direction"] == "minimize"
-    assert sweeper["n_trials"] == 20
-    assert sweeper["sampler"]["_target_"] == "optuna.samplers.TPESampler"
+    assert sweeper["n_trials"] == 25
+    assert sweeper["sampler"]["_target_"] == "optuna.samplers.GPSampler"  # issue 11: measured best
     assert sweeper["sampler"]["multivariate"] is True and sweeper["sampler"]["constant_liar"] is True
     assert sweeper["params"]["batch_size"].replace(" ", "") == "choice(16,32,64,128,256,512)"
     assert sweeper["params"]["optimizer.lr"].replace(" ", "") == "tag(log,interval(1e-4,1e-1))"
@@ -105,7 +105,7 @@ def test_one_parent_run_with_a_child_per_trial(sweep):
         child = children[trial.number]
         tags = child.data.tags
         assert tags["optuna.study"] == STUDY
-        assert tags["optuna.sampler"] == "TPESampler"
+        assert tags["optuna.sampler"] == "GPSampler"
         assert tags["seed"] == "42"
         assert tags[STATE_TAG] == "COMPLETE" and child.info.status == "FINISHED"
         assert trial.user_attrs[RUN_ID_ATTR] == child.info.run_id
@@ -129,7 +129,7 @@ def test_parent_run_holds_the_study_summary(sweep):
     assert float(tags["best.optimizer.lr"]) == pytest.approx(best.params["optimizer.lr"])
     # the search space and sampler settings
     assert {"search.batch_size", "search.optimizer.lr", "search.model.width"} <= set(params)
-    assert params["sampler"] == "TPESampler" and params["sampler.seed"] == "42"
+    assert params["sampler"] == "GPSampler" and params["sampler.seed"] == "42"
     assert params["n_trials"] == str(N_TRIALS) and params["direction"] == "maximize"
 
 

@@ -72,7 +72,9 @@ class ConfirmConf:
 @dataclass
 class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     _target_: str = "sweeplab.sweep.plugin.SweeplabOptunaSweeper"
-    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+    # GP: measured best on this space (docs/benchmarks.md, "Choosing the sampler"); `hydra/sweeper/sampler=tpe` is
+    # multivariate TPE with the constant liar, the better choice for many trials at once.
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp"}, {"pruner": "none"}])
     direction: Any = "${objective.direction}"  # the app's objective decides
     # Same command, same study: re-running it resumes the study instead of starting another.
     study_name: str | None = (
@@ -81,7 +83,7 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # null = a journal file in the sweep directory (safe for parallel writers on one machine);
     # postgresql://user@host/db to share the study between machines.
     storage: Any | None = None
-    n_trials: int = 20  # the study's total: a resumed study runs only what is missing
+    n_trials: int = 25  # the search's total (then confirmation): a resumed study runs only what is missing
     n_jobs: int = 1  # trials launched together; the launcher decides whether they run in parallel
     # Stop the sweep once more than this fraction of n_trials has failed.
     max_failure_rate: float = 0.5

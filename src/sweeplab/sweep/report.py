@@ -134,7 +134,7 @@ def _confirmed_lines(confirmed, objective: str, direction: str) -> list[str]:
     def line(label, e):
         test = f", test accuracy {e.test_mean:.4f} ± {_se_text(e.test_se)}" if e.test_mean is not None else ""
         params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in e.params.items())
-        return (f"{label} (trial {e.trial}, {len(e.values)} fresh seeds): {objective} {e.mean:.4f} ± "
+        return (f"{label} (trial {e.trial}, {len(e.values)} seeds): {objective} {e.mean:.4f} ± "
                 f"{_se_text(e.se)}{test}  [{params}]")
 
     lines = [line("Confirmed best", confirmed.best)]

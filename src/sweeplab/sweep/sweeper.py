@@ -150,7 +150,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _finish(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float, status: str) -> None:
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
-        confirmed = confirmation.answer(study)
+        confirmed = confirmation.answer(study, self.config.seed)
         direction = self._get_directions()[0]
         results = report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, direction)
         if parent_id:
