@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from sweeplab.paths import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 BENCH = PROJECT_ROOT / "bench"
 sys.path.insert(0, str(BENCH))
