@@ -58,7 +58,8 @@ def test_bad_input_fails_in_one_line(case, workspace, synthetic_mnist):
 def test_unknown_group_option_is_one_line_with_the_choices(workspace):
     result = workspace.train("dataset=imagenet")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: dataset=imagenet does not exist: choose one of digits, fashion_mnist, mnist"
+    assert result.stderr.strip() == ("error: dataset=imagenet does not exist: choose one of digits, fashion_mnist, "
+                                     "image_folder, mnist, spoken_digits")
     assert not workspace.out.exists() and workspace.runs() == []
 
 

@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from tests.helpers import PROJECT_ROOT, compose, run_python
-from sweeplab.building import build
+from sweeplab.building import build, build_model
 from sweeplab.model import FeedForwardNet
 from sweeplab.paths import PACKAGE_CONF
 
@@ -25,11 +25,14 @@ COMBINATIONS = list(itertools.product(options("dataset"), options("model"), opti
 
 
 @pytest.mark.parametrize("dataset,model,optimizer", COMBINATIONS)
-def test_every_combination_composes_and_builds(dataset, model, optimizer):
-    cfg = compose(f"dataset={dataset}", f"model={model}", f"optimizer={optimizer}")
+def test_every_combination_composes_and_builds(dataset, model, optimizer, tmp_path):
+    extra = [f"dataset.root={tmp_path}"] if dataset == "image_folder" else []  # the one source without a default
+    cfg = compose(f"dataset={dataset}", f"model={model}", f"optimizer={optimizer}", *extra)
     assert cfg.dataset.name == dataset
-    net = build(cfg.model, in_features=784, num_classes=10)
-    assert isinstance(net, FeedForwardNet) and net.dense[0].out_features == cfg.model.width
+    facts = {"input_shape": (1, 28, 28), "in_features": 784, "in_channels": 1, "num_classes": 10}
+    net = build_model(cfg.model, facts)
+    if model.startswith("ffn"):
+        assert isinstance(net, FeedForwardNet) and net.dense[0].out_features == cfg.model.width
     opt = build(cfg.optimizer)(net.parameters())
     assert type(opt).__name__.lower() == optimizer and opt.defaults["lr"] == cfg.optimizer.lr
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
