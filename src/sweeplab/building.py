@@ -5,7 +5,7 @@ import logging
 
 from hydra.errors import InstantiationException
 from hydra.utils import UNSAFE_DISABLE_EXECUTION_CHECKS, get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from sweeplab.errors import ConfigError, SweeplabError, first_line
 
@@ -108,6 +108,3 @@ def _cause(error: InstantiationException) -> str:
     cause = error.__cause__
     return first_line(cause) if cause else first_line(error)
 
-
-def to_container(config) -> dict:
-    return OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) else dict(config)
