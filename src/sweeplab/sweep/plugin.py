@@ -123,10 +123,13 @@ class SweeplabOptunaSweeper(Sweeper):
 
 
 def _remove_if_empty(folder) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # a study lives there already (or the folder is gone)
+    """The sweep's folder, and the default `multirun/` above it, when this failed sweep was all they held."""
+    for path in (folder, folder.parent if folder.parent.name == "multirun" else None):
+        try:
+            if path is not None:
+                path.rmdir()
+        except OSError:
+            return  # a study lives there already (or the folder is gone)
 
 
 PRUNERS = {
