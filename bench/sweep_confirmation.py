@@ -1,7 +1,7 @@
 """The default sweep with its confirmation, on real data: the confirmed best against the baseline, both on fresh
 seeds, and the wall time of the search alone against the search plus confirmation.
 
-    python bench/sweep_confirmation.py [--dataset fashion_mnist] [--epochs 10] [--trials 20] [--seeds 42 7 1]
+    python bench/sweep_confirmation.py [--dataset fashion_mnist] [--epochs 10] [--trials 25] [--seeds 42 7 1]
 
 Each sweep seed fixes the validation split, the sampler and the search trials' weights; confirmation trains the top
 configurations and the baseline again on fresh seeds (sweeplab's defaults: top 3, 2 seeds each).
@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=25)  # the sweeper's default n_trials
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     args = parser.parse_args()
     print("| sweep seed | confirmed best | its val (fresh seeds) | its test | baseline val | baseline test "
