@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=25)  # the sweeper's default n_trials
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     args = parser.parse_args()
-    print("| sweep seed | confirmed best | its val (fresh seeds) | its test | baseline val | baseline test "
+    print("| sweep seed | confirmed best | its val (3 seeds) | its test | baseline val | baseline test "
           "| gain val | verdict | search | search + confirmation |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
