@@ -40,20 +40,18 @@ class GridParentRun(Callback):
             from sweeplab.paths import project_root
             from sweeplab.tracking import where_to_look
 
-            line = self._summarise(str(config.objective.metric), str(config.objective.direction))
-            experiment = self.client.get_run(self.run_id).info.experiment_id
-            hint = where_to_look(config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
-            run_name = self.client.get_run(self.run_id).info.run_name
+            parent = self.client.get_run(self.run_id)
+            line = self._summarise(parent, str(config.objective.metric), str(config.objective.direction))
+            hint = where_to_look(config.mlflow.tracking_uri, parent.info.experiment_id, project_root() / "mlflow.db")
             self._end("FINISHED")
-            print(f"{line}\nMLflow:   {hint}   (run '{run_name}')", flush=True)
+            print(f"{line}\nMLflow:   {hint}   (run '{parent.info.run_name}')", flush=True)
 
-    def _summarise(self, metric: str, direction: str) -> str:
+    def _summarise(self, parent, metric: str, direction: str) -> str:
         children = self.client.search_runs(
-            [self.client.get_run(self.run_id).info.experiment_id], f"tags.`{PARENT_TAG}` = '{self.run_id}'",
-            max_results=10000)
+            [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{self.run_id}'", max_results=10000)
         key = f"best_{metric}"
         done = [c for c in children if key in c.data.metrics]
-        grid_keys = sorted({k.removeprefix("grid.") for k in self.client.get_run(self.run_id).data.params})
+        grid_keys = sorted({k.removeprefix("grid.") for k in parent.data.params})
         table = {"run": [c.info.run_name for c in children], "status": [c.info.status for c in children],
                  **{k: [c.data.params.get(k) for c in children] for k in grid_keys},
                  key: [c.data.metrics.get(key) for c in children],
@@ -73,5 +71,5 @@ class GridParentRun(Callback):
         atexit.unregister(self._end)
         os.environ.pop(PARENT_ENV, None)
         if self.run_id and self.client.get_run(self.run_id).info.status == "RUNNING":
-            self.client.set_terminated(self.run_id, "FAILED" if status == "FAILED" else status)
+            self.client.set_terminated(self.run_id, status)
         self.run_id = None

@@ -81,7 +81,8 @@ class TrialLoop:
         if trial is None:
             return WAIT  # another worker took the last search trial: its end decides what comes next
         claim(trial)
-        trial.user_attrs.get(ROLE_ATTR) or trial.set_user_attr(ROLE_ATTR, "search")
+        if ROLE_ATTR not in trial.user_attrs:  # the baseline came with its role
+            trial.set_user_attr(ROLE_ATTR, "search")
         return trial, self.configure(trial)
 
     def _confirmation_trial(self, jobs: list):
