@@ -14,8 +14,12 @@ same seeded 50 000 / 10 000 train / validation split, with the same torch thread
   sweeplab's own ``src/sweeplab/conf/optimizer/adam.yaml``. Its epoch time is fit's own: the training pass plus train
   metrics and a validation pass.
 
-The epochs alternate (sweeplab epoch k, then notes epoch k, from fit's ``on_epoch`` hook), so that a noisy, shared
-machine slows both alike. Validation accuracy after the last epoch is measured by the same function for both.
+- the arithmetic floor: what any implementation of this training must compute — forward, loss, backward and a fused
+  Adam step per batch, on batches already in place as contiguous float slices (no shuffle, no gather, no metrics,
+  no validation). The notes' time over the floor is the largest ratio this host allows.
+
+The epochs alternate (sweeplab epoch k, then notes epoch k, then the floor, from fit's ``on_epoch`` hook), so that a
+noisy, shared machine slows all alike. Validation accuracy after the last epoch is measured by the same function for both.
 """
 import argparse
 import os
@@ -38,7 +42,7 @@ from sweeplab.data import make_splits
 from sweeplab.data.sources import TorchvisionSource
 from sweeplab.model import FeedForwardNet
 from sweeplab.paths import PACKAGE_CONF
-from sweeplab.training import evaluate, fit
+from sweeplab.training import evaluate, fit, to_unit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +88,15 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{os.cpu_count()}-core {platform.machine()} CPU"
+
+
+def floor_epoch(model, optimizer, images, labels, batch_size: int) -> None:
+    for start in range(0, len(labels), batch_size):
+        x, y = images[start:start + batch_size], labels[start:start + batch_size]
+        for p in model.parameters():
+            p.grad = None
+        nn.functional.nll_loss(model(x), y).backward()
+        optimizer.step()
 
 
 def sweeplab_optimizer(params, lr: float):
@@ -134,7 +147,12 @@ def main() -> None:
     notes_optimiser = torch.optim.Adam(notes_model.parameters(), lr=args.lr)
     loss_fn = nn.NLLLoss()
 
-    notes_times = []
+    notes_times, floor_times = [], []
+    torch.manual_seed(args.seed)
+    floor_model = FeedForwardNet(splits.in_features, splits.num_classes, 256).to(device)
+    floor_optimizer = torch.optim.Adam(floor_model.parameters(), lr=args.lr, fused=True)
+    floor_images = to_unit(splits.train[0][:], device).contiguous()
+    floor_labels = splits.train[1][:].to(device)
 
     def after_sweeplab_epoch(metrics) -> None:
         if on_cuda:
@@ -144,6 +162,11 @@ def main() -> None:
         if on_cuda:
             torch.cuda.synchronize()
         notes_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        floor_epoch(floor_model, floor_optimizer, floor_images, floor_labels, args.batch_size)
+        if on_cuda:
+            torch.cuda.synchronize()
+        floor_times.append(time.perf_counter() - started)
         print(f"epoch {metrics.epoch:2d}: sweeplab {metrics.epoch_time_s:.3f} s (val acc {metrics.val_accuracy:.4f})"
               f" | notes' flow {notes_times[-1]:.3f} s", flush=True)
         if on_cuda:
@@ -191,6 +214,10 @@ def main() -> None:
         f"{min(sweeplab_times):.2f} s | {sweeplab_accuracy:.2%} |",
         f"| ratio / difference | **{notes_median / sweeplab_median:.1f}× faster** | "
         f"{min(notes_times) / min(sweeplab_times):.1f}× | {100 * (sweeplab_accuracy - notes_accuracy):+.2f} pp |",
+        f"| arithmetic floor: forward, backward, fused Adam on contiguous batches, nothing else | "
+        f"{statistics.median(floor_times):.2f} s | {min(floor_times):.2f} s | |",
+        f"| the largest ratio this host allows (notes' flow / floor) | "
+        f"{notes_median / statistics.median(floor_times):.1f}× | | |",
         "",
         f"(sweeplab's epoch includes its validation pass and train metrics; the notes' epoch is the training pass "
         f"only. Both saw the same batches in the same order; final weights "

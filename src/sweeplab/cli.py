@@ -35,13 +35,17 @@ def task(cfg: DictConfig) -> float:
 
         from sweeplab.grid_parent import PARENT_ENV
 
+        if cfg.trial.get("population"):  # several trials of a study, trained together as one stack
+            from sweeplab.population_job import run_population
+
+            return run_population(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), list(hydra_cfg.overrides.task))
         objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial),
                             parent_run_id=os.environ.get(PARENT_ENV))
         if start_up:
             gc.freeze()  # what start-up loaded lives as long as the process: keep the collector off it for good
         return objective
     except SweeplabError as error:
-        if cfg.trial.trial_id is not None:
+        if cfg.trial.trial_id is not None or cfg.trial.get("population"):
             raise  # inside an Optuna trial: the sweeper records it as FAIL and goes on
         _discard(output_dir)
         sys.stderr.write(f"error: {error}\n")

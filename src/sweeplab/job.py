@@ -2,6 +2,7 @@
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -9,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import checkpoint
 from sweeplab.building import build, build_model
-from sweeplab.data import make_splits
+from sweeplab.data import Splits, make_splits
 from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
@@ -63,6 +64,103 @@ def check_model_output(model: torch.nn.Module, inputs: torch.Tensor, num_classes
                           "use loss=cross_entropy for a model that emits logits")
 
 
+@dataclass
+class Prepared:
+    """What the trainings of one job (or of one population's members) share: data, loss, objective, tracking."""
+
+    settings: JobSettings
+    objective: Objective
+    splits: Splits
+    data: LoadedData
+    facts: dict
+    loss_fn: object
+    client: object | None
+    started: float
+
+
+def prepare(cfg: DictConfig, in_trial: bool) -> Prepared:
+    settings = JobSettings.from_config(cfg)
+    objective = Objective.from_config(cfg.objective)
+    # A single job fails fast on an unreachable server; a sweep's trial waits as long as MLflow's own retries would.
+    client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=120.0 if in_trial else 0.0) if cfg.mlflow.enabled else None
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+    splits, data = load_data(cfg, settings)
+    return Prepared(settings, objective, splits, data, data_facts(data), build(cfg.loss, key="loss"), client, started)
+
+
+def new_model(cfg: DictConfig, prepared: Prepared, seed: int) -> torch.nn.Module:
+    """The configured model with the initial weights of ``seed``, its output checked on two training inputs."""
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, prepared.facts).to(prepared.settings.device)
+    inputs = to_unit(prepared.splits.train[0][:2], prepared.settings.device)
+    check_model_output(model, inputs, prepared.data.num_classes, prepared.loss_fn)
+    return model
+
+
+class TrackedTraining:
+    """One training's records: its MLflow run, its Optuna trial (``trial``: see run_job) and its output folder."""
+
+    def __init__(self, cfg: DictConfig, prepared: Prepared, labels: RunLabels, trial, output_dir: Path,
+                 parent_run_id: str | None = None):
+        self.cfg, self.prepared, self.trial, self.output_dir = cfg, prepared, trial, output_dir
+        self.settings = JobSettings.from_config(cfg) if cfg is not None else prepared.settings
+        self.trained = []
+        self.run = _start_run(cfg, prepared.client, self.settings, labels, trial, output_dir, parent_run_id) \
+            if prepared.client else None
+        if self.run:
+            self.run.dataset(cfg.dataset.name, prepared.data, str(cfg.dataset.source.get("_target_")),
+                             prepared.settings.data_dir)
+        if trial:
+            trial.remember(output_dir, self.run.run_id if self.run else None)
+
+    def epoch(self, metrics) -> None:
+        """Log an epoch's metrics; in a sweep, report it to the trial (which raises trial.Pruned to stop)."""
+        self.trained.append(metrics)
+        if self.run:
+            self.run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
+        if self.trial:
+            # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
+            objective = self.prepared.objective
+            self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)))
+
+    def finish(self, model: torch.nn.Module, history) -> float:
+        """Test the best epoch's weights, save them, log the results; return the objective."""
+        prepared, objective = self.prepared, self.prepared.objective
+        model.load_state_dict(history.best_state)
+        test_loss, test_accuracy = evaluate(model, *prepared.splits.test, loss_fn=prepared.loss_fn)
+        checkpoint.save(self.output_dir / WEIGHTS_FILE, history.best_state, prepared.facts, prepared.data.class_names)
+        if self.trial:
+            self.trial.record(test_accuracy=test_accuracy)
+        best = history.best
+        value = objective.of(best)
+        log.info("best %s %.4f (epoch %d), test acc %.4f, %.1f s on %s", objective.metric, value, best.epoch,
+                 test_accuracy, time.perf_counter() - prepared.started, prepared.settings.device)
+        if self.run:
+            self.run.metrics({
+                f"best_{objective.metric}": value, "best_epoch": best.epoch, "test_accuracy": test_accuracy,
+                "test_loss": test_loss, "train_time_s": sum(m.epoch_time_s for m in history.epochs),
+                "epochs_trained": len(history.epochs),
+            })
+            self.run.artifact(self.output_dir / WEIGHTS_FILE)
+            self.run.artifact(self.output_dir / ".hydra", "hydra")
+            self.run.tags({STATE_TAG: "COMPLETE"})
+            self.run.end("FINISHED")
+        return value
+
+    def pruned(self, reason: BaseException) -> None:
+        if self.run:
+            self.run.metrics({"epochs_trained": len(self.trained)})
+            self.run.tags({STATE_TAG: "PRUNED"})
+            self.run.end("KILLED", str(reason))
+
+    def failed(self, error: BaseException) -> None:
+        if self.run:
+            self.run.tags({STATE_TAG: "FAIL"})
+            self.run.end("FAILED", f"{type(error).__name__}: {error}")
+
+
 def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None,
             parent_run_id: str | None = None) -> float:
     """Train one configuration; return the objective: its best epoch's value of ``objective.metric``.
@@ -70,74 +168,24 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     ``trial``, in a sweep, is the link to this job's Optuna trial: ``report(epoch, value)`` (raises ``trial.Pruned``
     to stop), ``remember(output_dir, run_id)``, ``record(**values)``, ``number``, ``study_name``, ``sampler_name``,
     ``parent_run_id``. ``parent_run_id`` nests the run under a grid sweep's parent run."""
-    settings = JobSettings.from_config(cfg)
-    objective = Objective.from_config(cfg.objective)
-    labels = labels or RunLabels.from_config(cfg)
-    # A single job fails fast on an unreachable server; a sweep's trial waits as long as MLflow's own retries would.
-    client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=120.0 if trial else 0.0) if cfg.mlflow.enabled else None
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    started = time.perf_counter()
-    splits, data = load_data(cfg, settings)
-    facts = data_facts(data)
-    torch.manual_seed(settings.seed)
-    model = build_model(cfg.model, facts).to(settings.device)
-    loss_fn = build(cfg.loss, key="loss")
-    check_model_output(model, to_unit(splits.train[0][:2], settings.device), data.num_classes, loss_fn)
+    prepared = prepare(cfg, trial is not None)
+    settings = prepared.settings
+    model = new_model(cfg, prepared, settings.seed)
     optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
-    run = _start_run(cfg, client, settings, labels, trial, output_dir, parent_run_id) if client else None
-    if run:
-        run.dataset(cfg.dataset.name, data, str(cfg.dataset.source.get("_target_")), settings.data_dir)
-    if trial:
-        trial.remember(output_dir, run.run_id if run else None)
-
-    trained = []
-
-    def on_epoch(metrics):
-        trained.append(metrics)
-        if run:
-            run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
-        if trial:
-            # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
-            trial.report(metrics.epoch, objective.of(objective.best(trained)))
-
+    tracked = TrackedTraining(cfg, prepared, labels or RunLabels.from_config(cfg), trial, output_dir, parent_run_id)
     try:
         with trial or nullcontext():
             history = fit(
-                model, optimizer, splits, epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
-                progress=settings.progress, on_epoch=on_epoch, cuda_graph=settings.cuda_graph, loss_fn=loss_fn,
-                objective=objective, augment=data.augment,
+                model, optimizer, prepared.splits, epochs=settings.epochs, batch_size=settings.batch_size,
+                seed=settings.seed, progress=settings.progress, on_epoch=tracked.epoch, cuda_graph=settings.cuda_graph,
+                loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
             )
-        model.load_state_dict(history.best_state)
-        test_loss, test_accuracy = evaluate(model, *splits.test, loss_fn=loss_fn)
-        checkpoint.save(output_dir / WEIGHTS_FILE, history.best_state, facts, data.class_names)
-        if trial:
-            trial.record(test_accuracy=test_accuracy)
-        best = history.best
-        value = objective.of(best)
-        log.info("best %s %.4f (epoch %d), test acc %.4f, %.1f s on %s", objective.metric, value, best.epoch,
-                 test_accuracy, time.perf_counter() - started, settings.device)
-        if run:
-            run.metrics({
-                f"best_{objective.metric}": value, "best_epoch": best.epoch, "test_accuracy": test_accuracy,
-                "test_loss": test_loss, "train_time_s": sum(m.epoch_time_s for m in history.epochs),
-                "epochs_trained": len(history.epochs),
-            })
-            run.artifact(output_dir / WEIGHTS_FILE)
-            run.artifact(output_dir / ".hydra", "hydra")
-            run.tags({STATE_TAG: "COMPLETE"})
-            run.end("FINISHED")
-        return value
+        return tracked.finish(model, history)
     except (trial.Pruned if trial else ()) as pruned:
-        if run:
-            run.metrics({"epochs_trained": len(trained)})
-            run.tags({STATE_TAG: "PRUNED"})
-            run.end("KILLED", str(pruned))
+        tracked.pruned(pruned)
         raise
     except BaseException as error:
-        if run:
-            run.tags({STATE_TAG: "FAIL"})
-            run.end("FAILED", f"{type(error).__name__}: {error}")
+        tracked.failed(error)
         raise
 
 

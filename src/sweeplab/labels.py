@@ -17,13 +17,19 @@ class RunLabels:
     def from_hydra(cls, hydra_cfg) -> "RunLabels":
         """From Hydra's runtime node; in a multirun, the job's own overrides are the values that vary."""
         choices = {g: str(hydra_cfg.runtime.choices[g]) for g in GROUPS if hydra_cfg.runtime.choices.get(g)}
-        varying = {}
+        labels = cls(choices)
         if str(hydra_cfg.mode) == "RunMode.MULTIRUN":
-            for override in hydra_cfg.overrides.task:
-                key, _, value = override.lstrip("+~").partition("=")
-                if key not in GROUPS and not key.startswith(PLUMBING):
-                    varying[key] = value
-        return cls(choices, varying)
+            labels = labels.with_overrides(hydra_cfg.overrides.task)
+        return labels
+
+    def with_overrides(self, overrides) -> "RunLabels":
+        """These labels, with the values that vary set from a job's overrides (a population member's own)."""
+        varying = dict(self.varying)
+        for override in overrides:
+            key, _, value = override.lstrip("+~").partition("=")
+            if key not in GROUPS and not key.startswith(PLUMBING):
+                varying[key] = value
+        return RunLabels(self.choices, varying)
 
     @classmethod
     def from_config(cls, cfg) -> "RunLabels":

@@ -30,3 +30,16 @@ class NoFactsNet(nn.Module):
 class WrongClassesNet(NoFactsNet):
     def __init__(self):
         super().__init__(outputs=3)
+
+
+class BatchNormNet(nn.Module):
+    """Batch normalisation keeps running statistics: sweeplab cannot stack it, so a population trains it one member
+    at a time."""
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                                 nn.Linear(32, num_classes), nn.LogSoftmax(dim=1))
+
+    def forward(self, x):
+        return self.net(x)

@@ -53,6 +53,19 @@ def test_three_workers_finish_one_study_together(study):
         assert f"Study {study.name}: {n_trials} trials" in worker.log()
 
 
+def test_two_workers_share_a_study_in_populations(study):
+    """Each worker trains populations of three trials (one stacked job each) against the shared PostgreSQL study."""
+    n_trials = 6
+    workers = [study.start(f"w{i}", f"hydra.sweeper.n_trials={n_trials}", "epochs=2", "hydra.sweeper.population=3")
+               for i in range(2)]
+    for worker in workers:
+        assert worker.wait() == 0, worker.log()[-3000:]
+    finished, _ = check_study(study, n_trials)
+    assert {t.state for t in finished} == {TrialState.COMPLETE}
+    assert "members differ in optimizer.lr" in workers[0].log()
+    assert sum("trial.population=" in worker.log() for worker in workers) >= 1
+
+
 def test_pruner_sees_the_other_workers_values(study):
     """A trial from 'another worker' reached 100 % at every epoch: the median pruner must stop this worker's trials
     after their first epoch, which it can only do by reading that trial from the shared storage."""

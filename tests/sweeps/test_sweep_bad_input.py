@@ -64,6 +64,7 @@ def assert_one_line(code: int, err: str, *words: str) -> str:
         (["optimizer.nosuchkey=interval(0,1)"], ["optimizer.nosuchkey"]),
         (["hydra.sweeper.n_trials=0"], ["n_trials"]),
         (["hydra.sweeper.n_jobs=0"], ["n_jobs"]),
+        (["hydra.sweeper.population=0"], ["hydra.sweeper.population", ">= 1"]),
         (["hydra.sweeper.storage=notaurl"], ["notaurl"]),
         (["hydra.sweeper.storage=nosuchdb://x/y"], ["storage"]),
         (["batch_size=choice(0,64)"], ["batch_size", "0"]),
@@ -74,6 +75,7 @@ def assert_one_line(code: int, err: str, *words: str) -> str:
         (["dataset=mnist", "download=false", "data_dir=/nonexistent/sweeplab-data"], ["MNIST not found", "download=false"]),
     ],
     ids=["empty-space", "bad-grammar-in-params", "bad-sweep-arguments", "unknown-key", "unknown-nested-key", "n_trials-0", "n_jobs-0",
+         "population-0",
          "storage-not-a-url", "storage-unknown-dialect", "invalid-choice", "invalid-interval", "grid-over-continuous-space",
          "max_failure_rate-2", "custom-space-not-importable", "dataset-missing"],
 )

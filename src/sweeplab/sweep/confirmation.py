@@ -71,8 +71,9 @@ def mark(trial: optuna.Trial, job: ConfirmJob) -> None:
 
 
 class ConfirmingSampler(BaseSampler):
-    """The study's sampler for search trials; for confirmation trials (numbered n_search and up), the values of the
-    configuration they repeat, whatever the sampler would propose."""
+    """The study's sampler, with values pinned per trial: for confirmation trials (numbered n_search and up) all of
+    them, those of the configuration they repeat; for a population's later members, the values its stack shares
+    (batch size, model), the sampler choosing the rest."""
 
     def __init__(self, sampler: BaseSampler, n_search: int):
         self.sampler, self.n_search = sampler, n_search
@@ -85,10 +86,14 @@ class ConfirmingSampler(BaseSampler):
         return {} if self._confirming(trial) else self.sampler.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):
-        return {} if self._confirming(trial) else self.sampler.sample_relative(study, trial, search_space)
+        if self._confirming(trial):
+            return {}
+        params = self.sampler.sample_relative(study, trial, search_space)
+        pinned = self.fixed.get(trial.number, {})
+        return {**params, **{k: v for k, v in pinned.items() if k in params}}
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        if self._confirming(trial) and param_name in self.fixed.get(trial.number, {}):
+        if param_name in self.fixed.get(trial.number, {}):
             return self.fixed[trial.number][param_name]
         return self.sampler.sample_independent(study, trial, param_name, param_distribution)
 

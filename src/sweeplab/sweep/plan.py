@@ -50,6 +50,8 @@ class SweepPlan:
     sampler: optuna.samplers.BaseSampler
     n_trials: int  # search trials, the baseline among them
     confirm: Confirmation
+    population: int  # trials trained together in one job (1 = one at a time)
+    member_keys: tuple  # searched keys in which a population's members may differ (the optimizer's values)
     baseline: dict | None  # the search space's values of the configuration the job runs without a sweep
     storage: optuna.storages.BaseStorage
     storage_url: str
@@ -65,6 +67,7 @@ class SweepPlan:
 def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
     """Check every input of the sweep (``sweeper`` is the StudySweeper: the official plugin's keys) and plan it."""
     check_counts(sweeper.n_trials, sweeper.n_jobs, sweeper.max_failure_rate)
+    population = check_population(sweeper.population)
     if sweeper.custom_search_space:
         sweeper.custom_search_space_extender = import_search_space_hook(sweeper.custom_search_space)
     distributions, fixed, fixed_overrides = search_space(sweeper, arguments)
@@ -84,6 +87,7 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
         objective=str(config.objective.metric), distributions=distributions, fixed=fixed,
         fixed_overrides=fixed_overrides, sampler=sampler,
         n_trials=n_trials, confirm=Confirmation.from_config(sweeper.confirm),
+        population=population, member_keys=member_keys(distributions),
         baseline=baseline_values(config, distributions), storage=storage, storage_url=storage_url,
         sweep_dir=sweep_dir, client=client,
     )
@@ -96,6 +100,19 @@ def check_counts(n_trials, n_jobs, max_failure_rate) -> None:
         raise ConfigError(f"hydra.sweeper.n_jobs must be an integer >= 1 (got {n_jobs!r})")
     if not 0 <= max_failure_rate <= 1:
         raise ConfigError(f"hydra.sweeper.max_failure_rate must be in 0..1 (got {max_failure_rate!r})")
+
+
+def check_population(population) -> int:
+    if isinstance(population, bool) or not isinstance(population, int) or population < 1:
+        raise ConfigError(f"hydra.sweeper.population must be an integer >= 1 (got {population!r}); "
+                          f"e.g. hydra.sweeper.population=8, or 1 to train one trial at a time")
+    return population
+
+
+def member_keys(distributions: dict) -> tuple:
+    """What members of one stack may each choose: the optimizer's values. The rest (batch size, model, data,
+    epochs, the optimizer's class) is shape or schedule, the same for every member of a stack."""
+    return tuple(k for k in distributions if k.startswith("optimizer.") and k != "optimizer._target_")
 
 
 def import_search_space_hook(name: str):

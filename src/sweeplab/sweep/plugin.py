@@ -90,18 +90,22 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     params: dict[str, str] | None = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
     pruner: Any = MISSING
     confirm: ConfirmConf = field(default_factory=ConfirmConf)
+    # Trials trained together as one stacked model in one job (same batch size and model, each its own optimizer
+    # values, weights and batch order): several times the throughput for small models. 1 = one trial per job.
+    population: int = 1
 
 
 class SweeplabOptunaSweeper(Sweeper):
     """The official Optuna sweeper's keys, plus pruning, resume, confirmation and MLflow parent runs (see
     sweeplab.sweep). The command-line edge of a sweep: its errors end here, in one line and an exit code."""
 
-    def __init__(self, sampler: Any, pruner: Any, confirm: Any = None, **kwargs: Any) -> None:
+    def __init__(self, sampler: Any, pruner: Any, confirm: Any = None, population: Any = 1, **kwargs: Any) -> None:
         from sweeplab.sweep.sweeper import StudySweeper  # heavy imports only when a sweep runs
 
         pruner_spec = OmegaConf.to_container(pruner, resolve=True) if pruner is not None else None
         confirm = OmegaConf.to_container(confirm, resolve=True) if confirm is not None else None
-        self.sweeper = StudySweeper(sampler=sampler, pruner_spec=pruner_spec, confirm=confirm, **kwargs)
+        self.sweeper = StudySweeper(sampler=sampler, pruner_spec=pruner_spec, confirm=confirm, population=population,
+                                    **kwargs)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -6,6 +6,7 @@ fresh seeds, job directories are named by trial number, each job gets a link to 
 failures are recorded and counted, and the study has one MLflow parent run. Errors travel as exceptions; the Hydra
 plugin (the command-line edge) turns them into one line and an exit code.
 """
+import json
 import logging
 import time
 import warnings
@@ -32,7 +33,7 @@ class SweepFailed(SweeplabError):
 
 class StudySweeper(compat.OptunaSweeperImpl):
     def __init__(self, sampler, pruner_spec, max_failure_rate=0.0, custom_search_space=None, confirm=None,
-                 **official_keys):
+                 population=1, **official_keys):
         # The official constructor asserts on max_failure_rate and imports custom_search_space, both with a
         # traceback: they are checked in the plan instead, in one line, before the first trial.
         super().__init__(sampler=None, max_failure_rate=0.0, custom_search_space=None, **official_keys)
@@ -41,6 +42,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
         self.sampler_config = sampler
         self.pruner_spec = pruner_spec
         self.confirm = confirm
+        self.population = population
 
     def run(self, arguments: list[str]) -> None:
         """The whole sweep; raises SweeplabError (bad input, before any trial) or SweepFailed (after trials ran)."""
@@ -61,11 +63,16 @@ class StudySweeper(compat.OptunaSweeperImpl):
         log.info("Study %s in %s: %d search trials, then %s", study.study_name, plan.storage_hint, plan.n_trials,
                  f"the top {plan.confirm.top_k} and the baseline on {plan.confirm.seeds} fresh seeds each"
                  if plan.confirm.enabled else "no confirmation")
+        if plan.population > 1:
+            log.info("Populations of up to %d trials, each trained as one stacked model%s", plan.population,
+                     f" (members differ in {', '.join(plan.member_keys)})" if plan.member_keys else
+                     ": none of the searched values can differ within a stack, so each trial runs alone")
         loop = TrialLoop(
             study, plan, sampler=sampler, configure=lambda trial: self._overrides(trial, plan),
             launch=self._launch, slots=self._slots(), max_failures=self.max_failure_rate * plan.n_trials,
             on_failed=on_failed, confirm_seeds=confirmation_seeds(self.config.seed, plan.confirm.seeds),
             split_seed=int(self.config.get("split_seed", self.config.seed)),
+            configure_population=population_overrides,
         )
         failures = loop.run()
         too_many = failures > self.max_failure_rate * plan.n_trials
@@ -91,6 +98,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show it by name
             if plan.baseline is None:
                 log.warning("The configuration without a sweep lies outside the search space: no baseline trial")
+            elif isinstance(plan.sampler, optuna.samplers.GridSampler):
+                # Optuna's GridSampler fails on a queued trial once one grid point is left; the grid holds it anyway.
+                log.info("Grid sampler: the baseline is one of the grid's points, not a queued trial 0")
             else:
                 confirmation.enqueue_baseline(study, plan.baseline)
 
@@ -142,7 +152,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
             "sampler": type(plan.sampler).__name__, "sampler.seed": self.config.seed,
             "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
             "objective": plan.objective, "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
-            "confirm.seeds": plan.confirm.seeds, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
+            "confirm.seeds": plan.confirm.seeds, "population": plan.population, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
         })
         tags = {"optuna.study": study.study_name, KIND_TAG: "study", "dataset": self.config.dataset.name,
                 "mlflow.source.git.commit": tracking.git_commit()}
@@ -163,6 +173,20 @@ class StudySweeper(compat.OptunaSweeperImpl):
             hint += f"   (run 'study-{study.study_name}')"
         print(report.summary(study, plan.n_trials, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction), flush=True)
+
+
+def population_overrides(members: list) -> list[str]:
+    """One job for a population: the first member's overrides, its own folder, and each member's trial id, number and
+    the overrides in which it differs from the first (see sweeplab.population_job)."""
+    first_trial, first = members[0]
+    own_folder = ("hydra.sweep.subdir=", "trial.trial_id=")
+    spec = [{"number": trial.number, "trial_id": compat.trial_id(trial),
+             "overrides": [o for o in overrides if o not in first and not o.startswith(own_folder)]}
+            for trial, overrides in members]
+    return [o for o in first if not o.startswith(own_folder)] + [
+        f"hydra.sweep.subdir=population-{first_trial.number}",
+        f"trial.population={_quote(json.dumps(spec))}",
+    ]
 
 
 def confirmation_seeds(study_seed: int, count: int) -> list[int]:

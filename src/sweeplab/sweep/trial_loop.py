@@ -1,5 +1,9 @@
 """The trial loop: ask the study for a trial, launch its job, tell the study how it ended — in `slots` parallel
-slots, each asking for its next trial as soon as its last one ends (the official sweeper waits for whole batches)."""
+slots, each asking for its next trial as soon as its last one ends (the official sweeper waits for whole batches).
+
+With ``population`` > 1, a slot asks for up to that many trials at once: the first as usual, the others with the
+values a stack must share (batch size, model) pinned to the first's, the sampler choosing their optimizer values;
+they run as one population job (sweeplab.population_job) and are told one by one."""
 import logging
 import math
 import threading
@@ -28,13 +32,15 @@ WAIT_S = 1.0
 class TrialLoop:
     def __init__(self, study: optuna.Study, plan: SweepPlan, *, sampler: confirmation.ConfirmingSampler,
                  configure: Callable, launch: Callable, slots: int, max_failures: float, on_failed: Callable,
-                 confirm_seeds: list[int], split_seed: int):
+                 confirm_seeds: list[int], split_seed: int, configure_population: Callable | None = None):
         self.study, self.plan, self.sampler = study, plan, sampler
         self.configure, self.launch, self.slots = configure, launch, slots
         self.max_failures, self.on_failed = max_failures, on_failed
         self.confirm_seeds, self.split_seed = confirm_seeds, split_seed
+        self.configure_population = configure_population
         self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
         self.failures, self.stop = 0, False
+        self.pending = []  # trials asked for a population they could not join: each runs next, on its own
 
     def run(self) -> int:
         """Run trials until the study holds its search and confirmation trials, or too many failed; return the
@@ -48,38 +54,71 @@ class TrialLoop:
         return self.failures
 
     def _slot(self) -> None:
-        while (job := self._next()) is not None:
-            if job is WAIT:
+        while (members := self._next()) is not None:
+            if members is WAIT:
                 time.sleep(WAIT_S)
                 continue
-            trial, overrides = job
-            # This process keeps its trial alive too: one that dies before (or while) its job runs goes stale.
-            with Heartbeat(self.plan.storage, [compat.trial_id(trial)]):
-                ret = self.launch(overrides, trial.number)
+            # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
+            with Heartbeat(self.plan.storage, [compat.trial_id(trial) for trial, _ in members]):
+                if len(members) == 1:
+                    (trial, overrides), = members
+                    ret = self.launch(overrides, trial.number)
+                    outcomes = [(trial, job_outcome(ret))]
+                else:
+                    ret = self.launch(self.configure_population(members), members[0][0].number)
+                    outcomes = population_outcomes(ret, [trial for trial, _ in members])
             with self.lock:
-                if tell(self.study, trial, ret) == TrialState.FAIL:
-                    self.failures += 1
-                    self.on_failed(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                for trial, outcome in outcomes:
+                    if tell(self.study, trial, outcome) == TrialState.FAIL:
+                        self.failures += 1
+                        self.on_failed(self.study, self.study.get_trials(deepcopy=False)[trial.number])
                 self.stop = self.stop or self.failures > self.max_failures
 
     def _next(self):
+        """The trials to run next (one, or a population), WAIT, or None when the study has all it needs."""
         with self.lock:
             if self.stop:
                 return None
+            if self.pending:
+                return [self.pending.pop(0)]
             reap_dead_trials(self.study, self.on_failed)
             if started(self.study) < self.plan.n_trials:
-                return self._search_trial()
+                first = self._search_trial()
+                return WAIT if first is None else self._grow(first, self._search_trial)
             if not self.plan.confirm.enabled:
                 return None
             jobs = confirmation.jobs(self.study, self.plan.n_trials, self.plan.confirm.top_k, self.confirm_seeds)
             if jobs is None:
                 return WAIT
-            return self._confirmation_trial(jobs)
+            first = self._confirmation_trial(jobs)
+            if first is None or first is WAIT:
+                return first
+            return self._grow(first, lambda shared: self._confirmation_trial(jobs) or None)
 
-    def _search_trial(self):
+    def _grow(self, first, ask_member: Callable) -> list:
+        """The first trial and up to population - 1 more whose shared values equal its own."""
+        members = [first]
+        if self.plan.population == 1 or not self.plan.member_keys:
+            return members
+        shared = {k: v for k, v in first[0].params.items() if k not in self.plan.member_keys}
+        while len(members) < self.plan.population:
+            member = ask_member(shared)
+            if member is None or member is WAIT:
+                break
+            if {k: member[0].params.get(k) for k in shared} != shared:  # a queued trial with values of its own
+                self.pending.append(member)
+                break
+            members.append(member)
+        return members
+
+    def _search_trial(self, shared: dict | None = None):
+        if started(self.study) >= self.plan.n_trials:
+            return None
         trial = within_total(self.study, ask(self.study), self.plan.n_trials)
         if trial is None:
-            return WAIT  # another worker took the last search trial: its end decides what comes next
+            return None  # another worker took the last search trial: its end decides what comes next
+        if shared:
+            self.sampler.fixed[trial.number] = shared  # before the trial suggests its values (in configure)
         claim(trial)
         if ROLE_ATTR not in trial.user_attrs:  # the baseline came with its role
             trial.set_user_attr(ROLE_ATTR, "search")
@@ -117,23 +156,40 @@ def within_total(study: optuna.Study, trial: optuna.Trial, total: int) -> optuna
     return None
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, ret) -> TrialState:
-    """Record how the trial's job ended: COMPLETE with a finite number, PRUNED, or FAIL with the reason."""
+def job_outcome(ret) -> dict:
+    """A job's end as a population member's is written: {"value": v}, {"pruned": why} or {"failed": why}."""
     outcome = compat.return_value(ret)
-    values, reason = None, None
     if ret.status == JobStatus.COMPLETED:
+        return {"value": outcome}
+    if isinstance(outcome, optuna.TrialPruned):
+        return {"pruned": str(outcome)}
+    return {"failed": f"{type(outcome).__name__}: {first_line(outcome)}"}
+
+
+def population_outcomes(ret, trials: list) -> list:
+    """Each member's outcome from a population job's return value; if the job itself failed, each member failed."""
+    if ret.status != JobStatus.COMPLETED:
+        failed = job_outcome(ret)
+        return [(trial, failed) for trial in trials]
+    results = compat.return_value(ret)
+    return [(trial, results.get(trial.number, {"failed": "the population job returned nothing for it"}))
+            for trial in trials]
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, outcome: dict) -> TrialState:
+    """Record how the trial's job ended: COMPLETE with a finite number, PRUNED, or FAIL with the reason."""
+    values, reason = None, outcome.get("failed")
+    if "value" in outcome:
         try:
-            values = [float(outcome)]
+            values = [float(outcome["value"])]
         except (TypeError, ValueError):
-            reason = f"the job returned {outcome!r}, not a number"
+            reason = f"the job returned {outcome['value']!r}, not a number"
         else:
             if not math.isfinite(values[0]):
                 values, reason = None, f"the job returned {values[0]}"
-    elif not isinstance(outcome, optuna.TrialPruned):
-        reason = f"{type(outcome).__name__}: {first_line(outcome)}"
     if values is not None:
         state = TrialState.COMPLETE
-    elif isinstance(outcome, optuna.TrialPruned):
+    elif "pruned" in outcome:
         state = TrialState.PRUNED
     else:
         state = TrialState.FAIL

@@ -1,0 +1,129 @@
+"""Populations against one trial at a time: the default 20-trial sweep (with its confirmation) on real data, run
+with hydra.sweeper.population=1, 4 and 8 in turn on this machine — wall time, epochs trained, the search's best and
+the confirmed answer.
+
+    python bench/populations.py [--dataset fashion_mnist] [--epochs 10] [--trials 20] [--populations 1 4 8]
+
+The sweeps run one after another in one process tree on the same machine; ratios are against population=1 of the
+same run. First, the bench checks itself: one population of four (four learning rates) trained as a stack for two
+epochs against the same four trained alone, on the same data — their per-epoch validation curves must agree.
+"""
+import argparse
+import tempfile
+from pathlib import Path
+
+import functools
+from collections import Counter
+
+import torch
+import yaml
+from omegaconf import OmegaConf
+from torch import nn
+
+from _sweeps import ROOT, run_sweep
+from sweep_confirmation import pct, search_wall_s
+from sweeplab.building import build
+from sweeplab.data import make_splits
+from sweeplab.data.source import DataPlaces
+from sweeplab.model import FeedForwardNet
+from sweeplab.paths import PACKAGE_CONF
+from sweeplab.population import MemberOptimizer, fit_population
+from sweeplab.stacking import Stack
+from sweeplab.training import fit
+
+
+def load_splits(dataset: str):
+    conf = OmegaConf.load(PACKAGE_CONF / "dataset" / f"{dataset}.yaml")
+    data = build(conf.source).load(DataPlaces(ROOT / "data"))
+    return make_splits(data.train, data.test, conf.val_size, 42), int(torch.Size(data.input_shape).numel())
+
+
+def model(in_features: int) -> FeedForwardNet:
+    torch.manual_seed(42)
+    return FeedForwardNet(in_features, 10)
+
+
+def train_stacked(splits, in_features, lrs, epochs, batch_size):
+    stack = Stack([model(in_features) for _ in lrs])
+    optimizer = MemberOptimizer(stack, functools.partial(torch.optim.Adam, fused=True), [{"lr": lr} for lr in lrs])
+    stacked, _ = fit_population(stack, optimizer, splits, epochs=epochs, batch_size=batch_size, seeds=[42] * len(lrs),
+                                on_epoch=lambda k, m: None, loss_fn=nn.NLLLoss(), progress=False)
+    return stacked
+
+
+def train_alone(splits, in_features, lr, epochs, batch_size):
+    alone = model(in_features)
+    return fit(alone, torch.optim.Adam(alone.parameters(), lr=lr, fused=True), splits, epochs=epochs,
+               batch_size=batch_size, seed=42, progress=False, loss_fn=nn.NLLLoss())
+
+
+def check_against_solo(splits, in_features, lrs=(3e-4, 1e-3, 3e-3, 1e-2), epochs=2, batch_size=64) -> float:
+    """The largest difference, in percentage points, between a member's and its lone training's val accuracy."""
+    stacked = train_stacked(splits, in_features, lrs, epochs, batch_size)
+    worst = 0.0
+    for k, lr in enumerate(lrs):
+        for a, b in zip(stacked[k].epochs, train_alone(splits, in_features, lr, epochs, batch_size).epochs):
+            worst = max(worst, 100 * abs(a.val_accuracy - b.val_accuracy))
+    return worst
+
+
+def epoch_cost(splits, in_features, populations, batch_sizes=(16, 128, 512)) -> None:
+    """One epoch per trial at each batch size: alone, and in a stack of K (its epoch time / K)."""
+    print("| batch size | alone: s per trial-epoch | " + " | ".join(f"stack of {k}: s per trial-epoch (speed-up)"
+                                                         for k in populations if k > 1) + " |")
+    print("|---|---|" + "---|" * sum(k > 1 for k in populations))
+    for batch_size in batch_sizes:
+        alone = train_alone(splits, in_features, 1e-3, 1, batch_size).epochs[0].epoch_time_s
+        cells = []
+        for k in (k for k in populations if k > 1):
+            per_trial = train_stacked(splits, in_features, [1e-3] * k, 1, batch_size)[0].epochs[0].epoch_time_s / k
+            cells.append(f"{per_trial:.2f} s ({alone / per_trial:.2f}×)")
+        print(f"| {batch_size} | {alone:.2f} s | " + " | ".join(cells) + " |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--populations", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    splits, in_features = load_splits(args.dataset)
+    worst = check_against_solo(splits, in_features)
+    print(f"Self-check: stacked members against their lone trainings, largest val accuracy difference {worst:.3f} pp")
+    if worst > 0.25:
+        raise SystemExit("the stacked members do not train as they would alone: the table would not mean anything")
+    print("\nWhat one trial-epoch costs (epoch time includes the validation pass):\n")
+    epoch_cost(splits, in_features, args.populations)
+    del splits
+    print("\nThe sweeps:\n")
+    print("| population | search | speed-up | search + confirmation | speed-up | epochs | search trials per batch size "
+          "| search best val | confirmed best (params) | its val | its test | baseline val |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    first = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for population in args.populations:
+            name = f"population-{population}"
+            sweep = run_sweep(name, Path(tmp), [
+                f"dataset={args.dataset}", f"epochs={args.epochs}", f"seed={args.seed}",
+                f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.population={population}"], confirm=True)
+            search = search_wall_s(sweep["trials"], args.trials)
+            first = first or (search, sweep["wall_s"])
+            c = yaml.safe_load((Path(tmp) / name / "optimization_results.yaml").read_text())["confirmed"]
+            best, base = c["best"], c["baseline"]
+            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+            print(f"| {population} | {search:.0f} s | {first[0] / search:.2f}× | {sweep['wall_s']:.0f} s | "
+                  f"{first[1] / sweep['wall_s']:.2f}× | {sweep['epochs']} | {batch_counts(sweep['trials'], args.trials)} | "
+                  f"{100 * sweep['best']:.2f} % | {params} | "
+                  f"{pct(best['mean'], best['se'])} | {pct(best['test_accuracy_mean'], best['test_accuracy_se'])} | "
+                  f"{pct(base['mean'], base['se'])} |", flush=True)
+
+
+def batch_counts(trials, n_search: int) -> str:
+    counts = Counter(t.params.get("batch_size") for t in trials if t.number < n_search)
+    return ", ".join(f"{b}: {n}" for b, n in sorted(counts.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""A population's training loop: K members of one network, stacked (sweeplab.stacking), trained together.
+
+Each member keeps what makes it its own trial: its optimizer values (one parameter group each, so any torch
+optimizer applies its own rule), its initial weights and its batch order (both from its seed, drawn exactly as
+``training.fit`` draws them), its per-epoch metrics and its best weights. A member that is pruned, or whose loss
+turns NaN, leaves the stack at the end of that epoch; the others go on without it.
+"""
+import copy
+import logging
+import math
+from collections import defaultdict
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sweeplab.data import Splits, batches
+from sweeplab.objective import Objective
+from sweeplab.stacking import Stack
+from sweeplab.training import EVAL_BATCH_BYTES, EpochMetrics, History, NonFiniteLoss, to_unit
+
+log = logging.getLogger(__name__)
+
+
+class MemberOptimizer:
+    """One optimizer for the whole stack: member k's parameter group holds views of its slices of the stacked
+    parameters, with member k's optimizer values."""
+
+    def __init__(self, stack: Stack, make: Callable[[list[dict]], torch.optim.Optimizer], options: list[dict]):
+        self.stack = stack
+        self.views = self._views()
+        self.optimizer = make([{"params": views, **own} for views, own in zip(self.views, options)])
+
+    def _views(self) -> list[list[nn.Parameter]]:
+        stacked = self.stack.stacked_parameters()
+        return [[nn.Parameter(p.data[k]) for p in stacked] for k in range(self.stack.members)]
+
+    def zero_grad(self) -> None:
+        for p in self.stack.stacked_parameters():
+            p.grad = None
+
+    def step(self) -> None:
+        stacked = self.stack.stacked_parameters()
+        for k, views in enumerate(self.views):
+            for view, p in zip(views, stacked):
+                view.grad = p.grad[k]
+        self.optimizer.step()
+
+    def keep(self, members: list[int]) -> None:
+        """After Stack.keep(members): the kept members' groups move to the new stacked parameters, state and all."""
+        old = [self.views[k] for k in members]
+        self.views = self._views()
+        groups = [self.optimizer.param_groups[k] for k in members]
+        state = defaultdict(dict)
+        for group, before, after in zip(groups, old, self.views):
+            group["params"] = after
+            for b, a in zip(before, after):
+                if b in self.optimizer.state:
+                    state[a] = self.optimizer.state[b]
+        self.optimizer.param_groups = groups
+        self.optimizer.state = state
+
+
+def fit_population(
+    stack: Stack,
+    optimizer: MemberOptimizer,
+    splits: Splits,
+    *,
+    epochs: int,
+    batch_size: int,
+    seeds: list[int],
+    on_epoch: Callable[[int, EpochMetrics], None],
+    loss_fn: Callable = nn.functional.nll_loss,
+    objective: Objective = Objective(),
+    augment: Callable | None = None,
+    progress: bool = True,
+) -> tuple[dict[int, History], dict[int, BaseException]]:
+    """Train the stack's members; return each member's History (by its index in ``seeds``) and, for each member
+    that stopped early, why: the exception its ``on_epoch(member, metrics)`` raised (e.g. pruned), or NonFiniteLoss."""
+    images, labels = splits.train
+    count = len(labels)
+    device = stack.stacked_parameters()[0].device
+    alive = list(range(len(seeds)))  # original member indices, in stack order
+    shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
+    augment_generators = [torch.Generator(device).manual_seed(seed) for seed in seeds] if augment else None
+    per_sample = _per_sample(loss_fn)
+    histories = {k: History(objective) for k in alive}
+    stopped: dict[int, BaseException] = {}
+    shared_order = len(set(seeds)) == 1 and not augment
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        stack.train()
+        orders = [torch.randperm(count, generator=shuffles[k]).to(images.device) for k in alive]
+        loss_sum = torch.zeros(len(alive), device=device)
+        correct = torch.zeros(len(alive), dtype=torch.long, device=device)
+        members = len(alive)
+        for start in tqdm(range(0, count, batch_size), desc=f"epoch {epoch}/{epochs} ({members} members)",
+                          leave=False, disable=None if progress else True):
+            if shared_order:
+                index = orders[0][start:start + batch_size]
+                x, y = _gather(images, labels, index, device)
+                x = x.repeat(members, *[1] * (x.dim() - 1))
+                y = y.repeat(members)
+            else:
+                parts = [_gather(images, labels, order[start:start + batch_size], device) for order in orders]
+                if augment:
+                    parts = [(augment(x, augment_generators[k]), y) for (x, y), k in zip(parts, alive)]
+                x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            size = len(y) // members
+            optimizer.zero_grad()
+            output = stack(x)
+            losses = per_sample(output, y).view(members, size).mean(1)
+            losses.sum().backward()
+            optimizer.step()
+            loss_sum.add_(losses.detach(), alpha=size)
+            correct.add_((output.detach().argmax(1) == y).view(members, size).sum(1))
+        train_loss = (loss_sum / count).tolist()
+        train_accuracy = (correct.double() / count).tolist()
+        val_loss, val_accuracy = evaluate_population(stack, *splits.val, per_sample=per_sample)
+        elapsed = time.perf_counter() - started
+        leaving = []
+        for position, k in enumerate(alive):
+            if not math.isfinite(train_loss[position]):
+                stopped[k] = NonFiniteLoss(f"training loss became {train_loss[position]} in epoch {epoch}; "
+                                           f"lower optimizer.lr")
+                leaving.append(k)
+                continue
+            metrics = EpochMetrics(epoch, train_loss[position], train_accuracy[position], val_loss[position],
+                                   val_accuracy[position], elapsed)
+            history = histories[k]
+            if not history.epochs or objective.better(objective.of(metrics), objective.of(history.best)):
+                history.best_state = stack.member_state(position)
+            history.epochs.append(metrics)
+            try:
+                on_epoch(k, metrics)
+            except Exception as stop:  # pruned (or its records failed): this member ends, the others go on
+                stopped[k] = stop
+                leaving.append(k)
+        log.info("epoch %d/%d: %d members, %.2f s; val %s %s", epoch, epochs, members, elapsed,
+                 objective.metric, " ".join(f"{histories[k].epochs[-1].val_accuracy:.4f}" for k in alive
+                                            if histories[k].epochs and histories[k].epochs[-1].epoch == epoch))
+        if leaving:
+            alive_after = [k for k in alive if k not in leaving]
+            if not alive_after:
+                break
+            keep = [alive.index(k) for k in alive_after]
+            stack.keep(keep)
+            optimizer.keep(keep)
+            alive = alive_after
+    return histories, stopped
+
+
+def _gather(images, labels, index, device):
+    x, y = images.index_select(0, index), labels.index_select(0, index)
+    if x.dtype == torch.uint8:
+        x, y = to_unit(x, device), y.to(device, non_blocking=True)
+    return x, y
+
+
+def _per_sample(loss_fn) -> Callable:
+    """The loss of each sample: the configured loss with reduction='none' (its mean over a member's batch is what
+    the member's own training minimises), or, for a loss without that option, the loss one sample at a time."""
+    if isinstance(loss_fn, nn.Module) and getattr(loss_fn, "reduction", None) == "mean" and \
+            getattr(loss_fn, "weight", None) is None:
+        unreduced = copy.copy(loss_fn)
+        unreduced.reduction = "none"
+        return unreduced
+    return lambda output, y: torch.stack([loss_fn(output[i:i + 1], y[i:i + 1]) for i in range(len(y))])
+
+
+@torch.inference_mode()
+def evaluate_population(stack: Stack, images, labels, *, per_sample: Callable, batch_size: int = 8192):
+    """Each member's mean loss and accuracy over a whole split (one host synchronisation at the end)."""
+    stack.eval()
+    members = stack.members
+    device = stack.stacked_parameters()[0].device
+    loss_sum = torch.zeros(members, device=device)
+    correct = torch.zeros(members, dtype=torch.long, device=device)
+    batch_size = max(1, min(batch_size, EVAL_BATCH_BYTES // (4 * members * max(1, images[0].numel()))))
+    for x, y in batches(images, labels, batch_size):
+        x, y = to_unit(x, device), y.to(device, non_blocking=True)
+        output = stack(x.repeat(members, *[1] * (x.dim() - 1)))
+        ys = y.repeat(members)
+        loss_sum += per_sample(output, ys).view(members, -1).sum(1)
+        correct += (output.argmax(1) == ys).view(members, -1).sum(1)
+    return (loss_sum / len(labels)).tolist(), (correct.double() / len(labels)).tolist()
