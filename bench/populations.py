@@ -32,6 +32,12 @@ from sweeplab.stacking import Stack
 from sweeplab.training import fit
 
 
+# A stack sums its products in another order than a lone model, and training magnifies those last bits like any
+# other float noise (measured here: 0.00-0.15 pp after one epoch, up to 0.48 pp after two at lr 1e-2). A real
+# difference in training shows as far more; one trial's own seed noise is ±0.3 pp (docs/benchmarks.md).
+NOISE_PP = 0.6
+
+
 def load_splits(dataset: str):
     conf = OmegaConf.load(PACKAGE_CONF / "dataset" / f"{dataset}.yaml")
     data = build(conf.source).load(DataPlaces(ROOT / "data"))
@@ -91,8 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     splits, in_features = load_splits(args.dataset)
     worst = check_against_solo(splits, in_features)
-    print(f"Self-check: stacked members against their lone trainings, largest val accuracy difference {worst:.3f} pp")
-    if worst > 0.25:
+    print(f"Self-check: stacked members against their lone trainings, largest val accuracy difference {worst:.2f} pp "
+          f"(limit {NOISE_PP} pp)")
+    if worst > NOISE_PP:
         raise SystemExit("the stacked members do not train as they would alone: the table would not mean anything")
     print("\nWhat one trial-epoch costs (epoch time includes the validation pass):\n")
     epoch_cost(splits, in_features, args.populations)

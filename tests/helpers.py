@@ -2,6 +2,7 @@
 in the real idx format, Hydra composition as train.py does it, subprocesses with a clean environment, one test's
 private workspace, and waiting for what another process does."""
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from sweeplab.cli import register_configs
@@ -158,3 +160,11 @@ def small_fsdd_copy(folder: Path, speakers=("george", "theo"), takes=range(0, 8)
 
 def offline_places(tmp_path: Path, *extra_dirs: Path) -> DataPlaces:
     return DataPlaces(tmp_path / "data", tuple(extra_dirs), download=False)
+
+
+def job_link(folder: Path) -> dict:
+    """A sweep job's link to its trial(s), as the sweeper passed it: in the job's environment (hydra.job.env_set)."""
+    from sweeplab.names import TRIAL_ENV
+
+    hydra_cfg = yaml.safe_load((folder / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    return json.loads(hydra_cfg["job"]["env_set"][TRIAL_ENV])

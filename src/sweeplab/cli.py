@@ -1,5 +1,6 @@
 """The Hydra edge: compose the config, run the job, report user errors in one line."""
 import gc
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ def task(cfg: DictConfig) -> float:
 
     for warning in unread_additions(cfg, hydra_cfg.overrides.task):
         sys.stderr.write(f"{warning}\n")
+    link = _sweep_link()
     try:
         JobSettings.from_config(cfg)  # bad values fail before the slow imports (MLflow, Optuna) below
         from sweeplab.job import run_job
@@ -35,17 +37,18 @@ def task(cfg: DictConfig) -> float:
 
         from sweeplab.grid_parent import PARENT_ENV
 
-        if cfg.trial.get("population"):  # several trials of a study, trained together as one stack
+        if link and "population" in link:  # several trials of a study, trained together as one stack
             from sweeplab.population_job import run_population
 
-            return run_population(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), list(hydra_cfg.overrides.task))
-        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(cfg.trial),
+            return run_population(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), list(hydra_cfg.overrides.task),
+                                  link)
+        objective = run_job(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), _trial_link(link),
                             parent_run_id=os.environ.get(PARENT_ENV))
         if start_up:
             gc.freeze()  # what start-up loaded lives as long as the process: keep the collector off it for good
         return objective
     except SweeplabError as error:
-        if cfg.trial.trial_id is not None or cfg.trial.get("population"):
+        if link:
             raise  # inside an Optuna trial: the sweeper records it as FAIL and goes on
         _discard(output_dir)
         sys.stderr.write(f"error: {error}\n")
@@ -54,13 +57,21 @@ def task(cfg: DictConfig) -> float:
         gc.enable()
 
 
-def _trial_link(trial_cfg):
+def _sweep_link() -> dict | None:
+    """What the Optuna sweeper told this job about its trial(s), in the job's environment; None outside a sweep."""
+    from sweeplab.names import TRIAL_ENV
+
+    value = os.environ.get(TRIAL_ENV)
+    return json.loads(value) if value else None
+
+
+def _trial_link(link: dict | None):
     """The link to this job's Optuna trial, or None; Optuna (~0.5 s of imports) loads only inside a trial."""
-    if trial_cfg.get("trial_id") is None:
+    if not link:
         return None
     from sweeplab.sweep.trial_link import TrialLink
 
-    return TrialLink.from_config(trial_cfg)
+    return TrialLink.from_link(link)
 
 
 def _pause_collector_for_start_up() -> bool:

@@ -200,7 +200,6 @@ def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, pare
     tracking = _tracking()
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment, cfg.mlflow.artifact_location)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("trial", None)
     tags = {**labels.tags(), "seed": settings.seed, "mlflow.source.git.commit": tracking.git_commit(),
             OUTPUT_DIR_TAG: str(output_dir), "device": str(settings.device)}
     if trial:

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 GROUPS = ("dataset", "model", "optimizer", "loss")
 # Overrides that say where or how a job runs, not what it trains: left out of names.
-PLUMBING = ("trial.", "hydra.", "mlflow.", "threads", "progress", "data_dir", "extra_data_dirs", "download", "device",
+PLUMBING = ("hydra.", "mlflow.", "threads", "progress", "data_dir", "extra_data_dirs", "download", "device",
             "cuda_graph", "batch_size", "optimizer.lr")
 
 

@@ -34,3 +34,7 @@ WEIGHTS_FILE = "best.pt"
 RESULTS_FILE = "optimization_results.yaml"
 JOURNAL_FILE = "optuna.journal"
 CONFIRMATION_TABLE = "confirmation.json"
+
+# A sweep job's link to its Optuna trial(s), set by the sweeper in the job's environment (hydra.job.env_set), never
+# in the user's config: JSON {"storage", "study_name", "trial_id"} or, for a population, {..., "population": [...]}.
+TRIAL_ENV = "SWEEPLAB_TRIAL"

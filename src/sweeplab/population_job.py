@@ -1,12 +1,12 @@
 """A population job: K trials of one study trained together as one stack, each recorded as its own trial, MLflow
 child run and output folder, exactly as if it had run alone.
 
-The sweeper launches it with the first member's overrides and ``trial.population``: a JSON list of the members,
-each with its trial id and number and the overrides in which it differs from the first (optimizer values, seed).
+The sweeper launches it with the first member's overrides and, in the job's link to its study (sweeplab.names.
+TRIAL_ENV), ``population``: the members, each with its trial id and number and the overrides in which it differs
+from the first (optimizer values, seed).
 It returns each member's outcome by trial number: ``{"value": objective}``, ``{"pruned": reason}`` or
 ``{"failed": reason}``.
 """
-import json
 import logging
 import shutil
 from contextlib import ExitStack
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.building import build
 from sweeplab.errors import first_line
@@ -35,8 +35,8 @@ class Member:
     overrides: list[str]  # where it differs from the population's first member
 
 
-def members_of(population: str) -> list[Member]:
-    return [Member(int(m["number"]), int(m["trial_id"]), list(m["overrides"])) for m in json.loads(population)]
+def members_of(population: list[dict]) -> list[Member]:
+    return [Member(int(m["number"]), int(m["trial_id"]), list(m["overrides"])) for m in population]
 
 
 def member_config(cfg: DictConfig, member: Member) -> DictConfig:
@@ -44,19 +44,16 @@ def member_config(cfg: DictConfig, member: Member) -> DictConfig:
     own = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for override in OverridesParser.create().parse_overrides(member.overrides):
         OmegaConf.update(own, override.key_or_group, override.value(), merge=False)
-    with open_dict(own):
-        own.trial.trial_id = member.trial_id
-        own.trial.population = None
     return own
 
 
-def run_population(cfg: DictConfig, output_dir: Path, labels: RunLabels, task_overrides: list[str]) -> dict:
+def run_population(cfg: DictConfig, output_dir: Path, labels: RunLabels, task_overrides: list[str], link: dict) -> dict:
     from sweeplab.sweep.trial_link import TrialLink  # Optuna loads only in sweeps
 
-    members = members_of(cfg.trial.population)
+    members = members_of(link["population"])
     configs = [member_config(cfg, m) for m in members]
     folders = [_member_folder(output_dir, m, c, task_overrides) for m, c in zip(members, configs)]
-    links = [TrialLink.from_config(c.trial) for c in configs]
+    links = [TrialLink(link["storage"], link["study_name"], m.trial_id) for m in members]
     outcomes: dict[int, dict] = {}
     with ExitStack() as keep_alive:
         for link in links:
@@ -88,7 +85,7 @@ def _member_folder(population_dir: Path, member: Member, cfg: DictConfig, task_o
     hydra_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, hydra_dir / "config.yaml")
     own_keys = {o.partition("=")[0] for o in member.overrides}
-    overrides = [o for o in task_overrides if o.partition("=")[0] not in own_keys and not o.startswith("trial.population")]
+    overrides = [o for o in task_overrides if o.partition("=")[0] not in own_keys]
     OmegaConf.save(OmegaConf.create(overrides + member.overrides), hydra_dir / "overrides.yaml")
     if (population_dir / ".hydra" / "hydra.yaml").exists():
         shutil.copy(population_dir / ".hydra" / "hydra.yaml", hydra_dir / "hydra.yaml")

@@ -1,16 +1,14 @@
 """Populations (hydra.sweeper.population=K): the sweeper asks for K trials at a time that share a batch size, trains
 them as one stacked model in one job, and records each as an ordinary trial: its own Optuna state and intermediate
 values, MLflow child run, job folder, weights and config. Checked on what a sweep leaves behind."""
-import json
 
 import pytest
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.trial import TrialState
 
 from sweeplab.checkpoint import WEIGHTS_FILE
 from sweeplab.names import STATE_TAG
-from tests.helpers import run_python
+from tests.helpers import job_link, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -18,12 +16,10 @@ EPOCHS, K = 3, 4
 
 
 def populations(space) -> list[list[int]]:
-    """The trial numbers of each population job, read from the job's own overrides."""
+    """The trial numbers of each population job, read from the job's link to its trials."""
     found = []
     for folder in sorted(space.dir.glob("population-*")):
-        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
-        (spec,) = [o for o in overrides if o.startswith("trial.population=")]
-        found.append([m["number"] for m in json.loads(OverridesParser.create().parse_override(spec).value())])
+        found.append([m["number"] for m in job_link(folder)["population"]])
     return found
 
 

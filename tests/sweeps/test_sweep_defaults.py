@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from tests.helpers import PROJECT_ROOT, clean_env
 from sweeplab.names import MODEL_TRIAL_TAG, PARENT_RUN_ATTR, RESULTS_FILE, RUN_ID_ATTR, STATE_TAG, WEIGHTS_FILE
+from tests.helpers import job_link
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,8 @@ def test_extra_search_key_and_pass_through_overrides(sweep):
         assert config["model"]["width"] == trial.params["model.width"]
         assert config["batch_size"] == trial.params["batch_size"]
         assert math.isclose(config["optimizer"]["lr"], trial.params["optimizer.lr"], rel_tol=1e-12)
-        assert config["trial"]["trial_id"] == trial._trial_id
+        assert "trial" not in config  # the sweep's plumbing stays out of the user's config ...
+        assert job_link(folder)["trial_id"] == trial._trial_id  # ... in the job's environment
         assert len(trial.intermediate_values) == 2  # every epoch reported to the trial
 
 

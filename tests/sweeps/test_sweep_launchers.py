@@ -79,7 +79,7 @@ def test_basic_sweeper_grid_is_unaffected(new_sweep):
     configs = [yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) for d in dirs]
     assert [c["batch_size"] for c in configs] == [32, 64]
     assert all(c["epochs"] == 1 for c in configs)
-    assert all(c["trial"] == {"storage": None, "study_name": None, "trial_id": None, "population": None} for c in configs)
+    assert not any("trial" in c for c in configs)
     hydra_cfg = yaml.safe_load((dirs[0] / ".hydra" / "hydra.yaml").read_text())["hydra"]
     assert hydra_cfg["sweeper"]["_target_"].endswith("BasicSweeper")
     (parent,) = [r for r in space.runs() if r.data.tags.get(KIND_TAG) == "grid"]  # issue 11: one parent

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from tests.helpers import kill_group, wait_for
 from sweeplab.names import FAIL_REASON_ATTR, PARENT_TAG, RUN_ID_ATTR, STATE_TAG
+from tests.helpers import job_link
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,7 @@ def test_job_dirs_are_never_overwritten(resumed):
     # the killed trial's folder still holds its own config, and trial 3 its own
     assert yaml.safe_load((space.dir / "2" / ".hydra" / "config.yaml").read_text())["epochs"] == 1000000
     third = yaml.safe_load((space.dir / "3" / ".hydra" / "config.yaml").read_text())
-    assert third["epochs"] == 2 and third["trial"]["trial_id"] == space.study("resume-test").trials[3]._trial_id
+    assert third["epochs"] == 2 and job_link(space.dir / "3")["trial_id"] == space.study("resume-test").trials[3]._trial_id
 
 
 def test_one_parent_and_a_child_per_trial_after_resume(resumed):

@@ -12,11 +12,12 @@ import time
 import warnings
 
 import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.trial import TrialState
 
 from sweeplab import compat, tracking
 from sweeplab.errors import SweeplabError
-from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR
+from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR, TRIAL_ENV
 from sweeplab.paths import project_root
 from sweeplab.settings import cpu_count
 from sweeplab.sweep import confirmation, parent_run, report
@@ -112,10 +113,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _overrides(self, trial: optuna.Trial, plan: SweepPlan) -> list[str]:
         overrides = list(self._configure_trials([trial], plan.distributions, plan.fixed, plan.fixed_overrides)[0])
+        link = {"storage": plan.storage_url, "study_name": plan.name, "trial_id": compat.trial_id(trial)}
         overrides += [
-            f"trial.storage={_quote(plan.storage_url)}",
-            f"trial.study_name={_quote(plan.name)}",
-            f"trial.trial_id={compat.trial_id(trial)}",
+            f"{LINK_OVERRIDE}{_quote(json.dumps(link))}",
             # The study's folder as this process resolved it: the default is named after keys a trial may search.
             f"hydra.sweep.dir={_quote(plan.sweep_dir)}",
             f"hydra.sweep.subdir={trial.number}",  # job directory = trial number: never overwritten on resume
@@ -175,17 +175,23 @@ class StudySweeper(compat.OptunaSweeperImpl):
                              confirmed, direction), flush=True)
 
 
+LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment
+
+
 def population_overrides(members: list) -> list[str]:
     """One job for a population: the first member's overrides, its own folder, and each member's trial id, number and
     the overrides in which it differs from the first (see sweeplab.population_job)."""
     first_trial, first = members[0]
-    own_folder = ("hydra.sweep.subdir=", "trial.trial_id=")
+    own = ("hydra.sweep.subdir=", LINK_OVERRIDE)
     spec = [{"number": trial.number, "trial_id": compat.trial_id(trial),
-             "overrides": [o for o in overrides if o not in first and not o.startswith(own_folder)]}
+             "overrides": [o for o in overrides if o not in first and not o.startswith(own)]}
             for trial, overrides in members]
-    return [o for o in first if not o.startswith(own_folder)] + [
+    (link,) = [o for o in first if o.startswith(LINK_OVERRIDE)]
+    link = json.loads(OverridesParser.create().parse_override(link).value())
+    link = {"storage": link["storage"], "study_name": link["study_name"], "population": spec}
+    return [o for o in first if not o.startswith(own)] + [
         f"hydra.sweep.subdir=population-{first_trial.number}",
-        f"trial.population={_quote(json.dumps(spec))}",
+        f"{LINK_OVERRIDE}{_quote(json.dumps(link))}",
     ]
 
 

@@ -29,10 +29,9 @@ class TrialLink:
         self._heartbeat = Heartbeat(storage, [trial_id])
 
     @classmethod
-    def from_config(cls, trial_cfg) -> "TrialLink | None":
-        if trial_cfg.get("trial_id") is None:
-            return None
-        return cls(trial_cfg.storage, trial_cfg.study_name, int(trial_cfg.trial_id))
+    def from_link(cls, link: dict) -> "TrialLink":
+        """From the job's link (sweeplab.names.TRIAL_ENV): the study's storage and name, and the trial's id."""
+        return cls(link["storage"], link["study_name"], int(link["trial_id"]))
 
     @property
     def number(self) -> int:
