@@ -60,3 +60,13 @@ def run_job(workdir: Path, overrides: list[str]) -> str:
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     experiment = client.get_experiment_by_name("baseline")
     return client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)[0].info.run_id
+
+
+def confirmed_answer(sweep_dir: Path) -> tuple[dict, str]:
+    """The confirmed section of a sweep's optimization_results.yaml, and its best parameters in a few characters."""
+    import yaml
+
+    confirmed = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["confirmed"]
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in confirmed["best"]["params"].items())
+    return confirmed, params

@@ -16,11 +16,10 @@ import functools
 from collections import Counter
 
 import torch
-import yaml
 from omegaconf import OmegaConf
 from torch import nn
 
-from _sweeps import ROOT, run_sweep
+from _sweeps import ROOT, confirmed_answer, run_sweep
 from sweep_confirmation import pct, search_wall_s
 from sweeplab.building import build
 from sweeplab.data import make_splits
@@ -117,9 +116,8 @@ def main() -> None:
                 f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.population={population}"], confirm=True)
             search = search_wall_s(sweep["trials"], args.trials)
             first = first or (search, sweep["wall_s"])
-            c = yaml.safe_load((Path(tmp) / name / "optimization_results.yaml").read_text())["confirmed"]
+            c, params = confirmed_answer(Path(tmp) / name)
             best, base = c["best"], c["baseline"]
-            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
             print(f"| {population} | {search:.0f} s | {first[0] / search:.2f}× | {sweep['wall_s']:.0f} s | "
                   f"{first[1] / sweep['wall_s']:.2f}× | {sweep['epochs']} | {batch_counts(sweep['trials'], args.trials)} | "
                   f"{100 * sweep['best']:.2f} % | {params} | "

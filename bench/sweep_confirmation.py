@@ -10,8 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import yaml
-from _sweeps import run_sweep
+from _sweeps import confirmed_answer, run_sweep
 
 
 def search_wall_s(study_trials, n_search: int) -> float:
@@ -35,10 +34,8 @@ def main() -> None:
             name = f"confirmed-{seed}"
             sweep = run_sweep(name, Path(tmp), [f"dataset={args.dataset}", f"epochs={args.epochs}", f"seed={seed}",
                                                 f"hydra.sweeper.n_trials={args.trials}"], confirm=True)
-            results = yaml.safe_load((Path(tmp) / name / "optimization_results.yaml").read_text())
-            c = results["confirmed"]
+            c, params = confirmed_answer(Path(tmp) / name)
             best, base = c["best"], c["baseline"]
-            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
             print(f"| {seed} | {params} | {pct(best['mean'], best['se'])} | "
                   f"{pct(best['test_accuracy_mean'], best['test_accuracy_se'])} | {pct(base['mean'], base['se'])} | "
                   f"{pct(base['test_accuracy_mean'], base['test_accuracy_se'])} | {pp(c['gain'], c['gain_se'])} | "
