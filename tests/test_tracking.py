@@ -72,3 +72,39 @@ def test_the_experiment_opens_in_the_model_training_view_and_runs_name_their_dat
     (entry,) = client.get_run(finished_run.run.info.run_id).inputs.dataset_inputs
     assert entry.dataset.name == "digits" and len(entry.dataset.digest) == 16
     assert "DigitsSource" in entry.dataset.source
+
+
+def test_trials_starting_together_log_the_same_dataset(tmp_path, mlflow_template):
+    """MLflow looks a dataset up and then inserts it: parallel trials that start at the same moment both insert,
+    and all but one hit the table's unique key (seen in CI with two joblib trials). Every run must still get it."""
+    import shutil
+    import threading
+    from types import SimpleNamespace
+
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("race", artifact_location=str(tmp_path / "mlruns"))
+    data = SimpleNamespace(train=(torch.zeros(4, 1, 2, 2), torch.arange(4)), test=(torch.zeros(2, 1, 2, 2),
+                           torch.arange(2)), num_classes=4, input_shape=(1, 2, 2))
+    runs = [tracking.RunLog(client, client.create_run(experiment).info.run_id) for _ in range(8)]
+    meet, errors = threading.Barrier(len(runs)), []
+
+    def log(run):
+        meet.wait()
+        try:
+            run.dataset("same", data, "test", tmp_path)
+        except Exception as error:  # noqa: BLE001 - the test reports whatever escaped
+            errors.append(error)
+
+    threads = [threading.Thread(target=log, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for run in runs:
+        (logged,) = client.get_run(run.run_id).inputs.dataset_inputs
+        assert logged.dataset.name == "same"

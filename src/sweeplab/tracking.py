@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -203,7 +204,15 @@ class RunLog:
         profile = json.dumps({"train": len(data.train[1]), "test": len(data.test[1]), "classes": data.num_classes,
                               "input_shape": list(data.input_shape)})
         dataset = Dataset(name, digest, "sweeplab", f"{source} in {data_dir}", profile=profile)
-        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
+        inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])]
+        try:
+            self.client.log_inputs(self.run_id, inputs)
+        except MlflowException as error:
+            # MLflow looks the dataset up, then inserts it: two trials that start together both insert, and the
+            # loser hits the table's unique key. Once more, it finds the winner's row and links the run to it.
+            if not re.search(r"UNIQUE constraint|duplicate key|IntegrityError", str(error)):
+                raise
+            self.client.log_inputs(self.run_id, inputs)
 
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
