@@ -105,7 +105,7 @@ class TrackedTraining:
     def __init__(self, cfg: DictConfig, prepared: Prepared, labels: RunLabels, trial, output_dir: Path,
                  parent_run_id: str | None = None):
         self.cfg, self.prepared, self.trial, self.output_dir = cfg, prepared, trial, output_dir
-        self.settings = JobSettings.from_config(cfg) if cfg is not None else prepared.settings
+        self.settings = JobSettings.from_config(cfg)  # a population member's own (seed, optimizer values)
         self.trained = []
         self.run = _start_run(cfg, prepared.client, self.settings, labels, trial, output_dir, parent_run_id) \
             if prepared.client else None

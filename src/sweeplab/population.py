@@ -138,9 +138,9 @@ def fit_population(
             except Exception as stop:  # pruned (or its records failed): this member ends, the others go on
                 stopped[k] = stop
                 leaving.append(k)
-        log.info("epoch %d/%d: %d members, %.2f s; val %s %s", epoch, epochs, members, elapsed,
-                 objective.metric, " ".join(f"{histories[k].epochs[-1].val_accuracy:.4f}" for k in alive
-                                            if histories[k].epochs and histories[k].epochs[-1].epoch == epoch))
+        log.info("epoch %d/%d: %d members, %.2f s; %s %s", epoch, epochs, members, elapsed, objective.metric,
+                 " ".join(f"{objective.of(histories[k].epochs[-1]):.4f}" for k in alive
+                          if histories[k].epochs and histories[k].epochs[-1].epoch == epoch))
         if leaving:
             alive_after = [k for k in alive if k not in leaving]
             if not alive_after:
