@@ -12,7 +12,6 @@ import time
 import warnings
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.trial import TrialState
 
 from sweeplab import compat, tracking
@@ -73,7 +72,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
             launch=self._launch, slots=self._slots(), max_failures=self.max_failure_rate * plan.n_trials,
             on_failed=on_failed, confirm_seeds=confirmation_seeds(self.config.seed, plan.confirm.seeds),
             split_seed=int(self.config.get("split_seed", self.config.seed)),
-            configure_population=population_overrides,
+            configure_population=lambda members: population_overrides(members, plan),
         )
         failures = loop.run()
         too_many = failures > self.max_failure_rate * plan.n_trials
@@ -113,9 +112,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _overrides(self, trial: optuna.Trial, plan: SweepPlan) -> list[str]:
         overrides = list(self._configure_trials([trial], plan.distributions, plan.fixed, plan.fixed_overrides)[0])
-        link = {"storage": plan.storage_url, "study_name": plan.name, "trial_id": compat.trial_id(trial)}
         overrides += [
-            f"{LINK_OVERRIDE}{_quote(json.dumps(link))}",
+            link_override(plan, trial_id=compat.trial_id(trial)),
             # The study's folder as this process resolved it: the default is named after keys a trial may search.
             f"hydra.sweep.dir={_quote(plan.sweep_dir)}",
             f"hydra.sweep.subdir={trial.number}",  # job directory = trial number: never overwritten on resume
@@ -178,7 +176,12 @@ class StudySweeper(compat.OptunaSweeperImpl):
 LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment
 
 
-def population_overrides(members: list) -> list[str]:
+def link_override(plan: SweepPlan, **trials) -> str:
+    """The job's link to its study and its trial (trial_id=...) or trials (population=[...])."""
+    return LINK_OVERRIDE + _quote(json.dumps({"storage": plan.storage_url, "study_name": plan.name, **trials}))
+
+
+def population_overrides(members: list, plan: SweepPlan) -> list[str]:
     """One job for a population: the first member's overrides, its own folder, and each member's trial id, number and
     the overrides in which it differs from the first (see sweeplab.population_job)."""
     first_trial, first = members[0]
@@ -186,12 +189,9 @@ def population_overrides(members: list) -> list[str]:
     spec = [{"number": trial.number, "trial_id": compat.trial_id(trial),
              "overrides": [o for o in overrides if o not in first and not o.startswith(own)]}
             for trial, overrides in members]
-    (link,) = [o for o in first if o.startswith(LINK_OVERRIDE)]
-    link = json.loads(OverridesParser.create().parse_override(link).value())
-    link = {"storage": link["storage"], "study_name": link["study_name"], "population": spec}
     return [o for o in first if not o.startswith(own)] + [
         f"hydra.sweep.subdir=population-{first_trial.number}",
-        f"{LINK_OVERRIDE}{_quote(json.dumps(link))}",
+        link_override(plan, population=spec),
     ]
 
 
