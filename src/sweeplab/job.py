@@ -102,10 +102,10 @@ def new_model(cfg: DictConfig, prepared: Prepared, seed: int) -> torch.nn.Module
 class TrackedTraining:
     """One training's records: its MLflow run, its Optuna trial (``trial``: see run_job) and its output folder."""
 
-    def __init__(self, cfg: DictConfig, prepared: Prepared, labels: RunLabels, trial, output_dir: Path,
-                 parent_run_id: str | None = None):
+    def __init__(self, cfg: DictConfig, settings: JobSettings, prepared: Prepared, labels: RunLabels, trial,
+                 output_dir: Path, parent_run_id: str | None = None):
         self.cfg, self.prepared, self.trial, self.output_dir = cfg, prepared, trial, output_dir
-        self.settings = JobSettings.from_config(cfg)  # a population member's own (seed, optimizer values)
+        self.settings = settings  # the training's own: a population member's seed and optimizer values
         self.trained = []
         self.run = _start_run(cfg, prepared.client, self.settings, labels, trial, output_dir, parent_run_id) \
             if prepared.client else None
@@ -172,7 +172,8 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     settings = prepared.settings
     model = new_model(cfg, prepared, settings.seed)
     optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
-    tracked = TrackedTraining(cfg, prepared, labels or RunLabels.from_config(cfg), trial, output_dir, parent_run_id)
+    tracked = TrackedTraining(cfg, settings, prepared, labels or RunLabels.from_config(cfg), trial, output_dir,
+                              parent_run_id)
     try:
         with trial or nullcontext():
             history = fit(

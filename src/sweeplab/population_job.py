@@ -53,18 +53,18 @@ def run_population(cfg: DictConfig, output_dir: Path, labels: RunLabels, task_ov
     members = members_of(link["population"])
     configs = [member_config(cfg, m) for m in members]
     folders = [_member_folder(output_dir, m, c, task_overrides) for m, c in zip(members, configs)]
-    links = [TrialLink(link["storage"], link["study_name"], m.trial_id) for m in members]
+    links = TrialLink.for_trials(link, [m.trial_id for m in members])
     outcomes: dict[int, dict] = {}
     with ExitStack() as keep_alive:
-        for link in links:
-            keep_alive.enter_context(link)
+        for trial_link in links:
+            keep_alive.enter_context(trial_link)
         prepared = prepare(configs[0], in_trial=True)
         settings = [JobSettings.from_config(c) for c in configs]
         models = [new_model(c, prepared, s.seed) for c, s in zip(configs, settings)]
         tracked = []
         try:
-            for m, c, link, folder in zip(members, configs, links, folders):
-                tracked.append(TrackedTraining(c, prepared, labels.with_overrides(m.overrides), link, folder))
+            for m, c, own, trial_link, folder in zip(members, configs, settings, links, folders):
+                tracked.append(TrackedTraining(c, own, prepared, labels.with_overrides(m.overrides), trial_link, folder))
             stack = _stack(models, prepared)
             if stack is None:
                 _one_at_a_time(configs, settings, models, tracked, prepared, outcomes, members)

@@ -17,21 +17,28 @@ log = logging.getLogger(__name__)
 class TrialLink:
     Pruned = optuna.TrialPruned  # what report() raises: the job ends its run KILLED and lets it through
 
-    def __init__(self, storage_url: str, study_name: str, trial_id: int):
-        storage = open_storage(storage_url, patient=True)  # the sweep is running: a restarting database is waited for
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        pruner_spec = study.user_attrs.get(PRUNER_ATTR)
-        if pruner_spec:
-            study.pruner = build(pruner_spec)
+    def __init__(self, study: optuna.Study, storage, trial_id: int):
         self.study = study
         self.trial = optuna.trial.Trial(study, trial_id)
         self.parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
         self._heartbeat = Heartbeat(storage, [trial_id])
 
     @classmethod
+    def for_trials(cls, link: dict, trial_ids: list[int]) -> list["TrialLink"]:
+        """Links to these trials of the job's study (sweeplab.names.TRIAL_ENV: its storage and name), sharing one
+        connection to the storage and one copy of the study."""
+        storage = open_storage(link["storage"], patient=True)  # the sweep is running: a restarting database is waited for
+        study = optuna.load_study(study_name=link["study_name"], storage=storage)
+        pruner_spec = study.user_attrs.get(PRUNER_ATTR)
+        if pruner_spec:
+            study.pruner = build(pruner_spec)
+        return [cls(study, storage, trial_id) for trial_id in trial_ids]
+
+    @classmethod
     def from_link(cls, link: dict) -> "TrialLink":
-        """From the job's link (sweeplab.names.TRIAL_ENV): the study's storage and name, and the trial's id."""
-        return cls(link["storage"], link["study_name"], int(link["trial_id"]))
+        """From the job's link: the study's storage and name, and the trial's id."""
+        (only,) = cls.for_trials(link, [int(link["trial_id"])])
+        return only
 
     @property
     def number(self) -> int:
