@@ -19,7 +19,7 @@ from tqdm import tqdm
 from sweeplab.data import Splits, batches
 from sweeplab.objective import Objective
 from sweeplab.stacking import Stack
-from sweeplab.training import EVAL_BATCH_BYTES, EpochMetrics, History, NonFiniteLoss, to_unit
+from sweeplab.training import EVAL_BATCH_BYTES, EpochMetrics, History, NonFiniteLoss, gather, to_unit
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,11 @@ def fit_population(
                           leave=False, disable=None if progress else True):
             if shared_order:
                 index = orders[0][start:start + batch_size]
-                x, y = _gather(images, labels, index, device)
+                x, y = gather(images, labels, index, device)
                 x = x.repeat(members, *[1] * (x.dim() - 1))
                 y = y.repeat(members)
             else:
-                parts = [_gather(images, labels, order[start:start + batch_size], device) for order in orders]
+                parts = [gather(images, labels, order[start:start + batch_size], device) for order in orders]
                 if augment:
                     parts = [(augment(x, augment_generators[k]), y) for (x, y), k in zip(parts, alive)]
                 x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -150,13 +150,6 @@ def fit_population(
             optimizer.keep(keep)
             alive = alive_after
     return histories, stopped
-
-
-def _gather(images, labels, index, device):
-    x, y = images.index_select(0, index), labels.index_select(0, index)
-    if x.dtype == torch.uint8:
-        x, y = to_unit(x, device), y.to(device, non_blocking=True)
-    return x, y
 
 
 def _per_sample(loss_fn) -> Callable:

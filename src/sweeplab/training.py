@@ -79,9 +79,7 @@ def fit(
     correct = torch.zeros((), dtype=torch.long, device=device)
 
     def step(index: torch.Tensor) -> None:
-        x, y = images.index_select(0, index), labels.index_select(0, index)
-        if x.dtype == torch.uint8:
-            x, y = to_unit(x, device), y.to(device, non_blocking=True)
+        x, y = gather(images, labels, index, device)
         if augment:
             x = augment(x, augment_generator)
         for p in params:  # optimizer.zero_grad(set_to_none=True), minus its per-call profiler and dynamo wrappers
@@ -123,6 +121,14 @@ def fit(
         )
         on_epoch(metrics)
     return history
+
+
+def gather(images, labels, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch, by index, from the tensors that hold a whole split: float inputs and labels on the device."""
+    x, y = images.index_select(0, index), labels.index_select(0, index)
+    if x.dtype == torch.uint8:
+        x, y = to_unit(x, device), y.to(device, non_blocking=True)
+    return x, y
 
 
 def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
