@@ -37,15 +37,19 @@ from sweeplab.training import fit
 NOISE_PP = 0.6
 
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def load_splits(dataset: str):
     conf = OmegaConf.load(PACKAGE_CONF / "dataset" / f"{dataset}.yaml")
     data = build(conf.source).load(DataPlaces(ROOT / "data"))
-    return make_splits(data.train, data.test, conf.val_size, 42), int(torch.Size(data.input_shape).numel())
+    splits = make_splits(data.train, data.test, conf.val_size, 42).to(DEVICE)
+    return splits, int(torch.Size(data.input_shape).numel())
 
 
 def model(in_features: int) -> FeedForwardNet:
     torch.manual_seed(42)
-    return FeedForwardNet(in_features, 10)
+    return FeedForwardNet(in_features, 10).to(DEVICE)
 
 
 def train_stacked(splits, in_features, lrs, epochs, batch_size):
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     splits, in_features = load_splits(args.dataset)
+    print(f"Device: {torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'CPU'} (torch {torch.__version__})")
     worst = check_against_solo(splits, in_features)
     print(f"Self-check: stacked members against their lone trainings, largest val accuracy difference {worst:.2f} pp "
           f"(limit {NOISE_PP} pp)")

@@ -1,7 +1,6 @@
 """On a GPU, training steps replay one CUDA graph: the same weights and metrics as launching them one by one.
 
-These need CUDA and are skipped without it; the graph tests were run on the GPU machine (see README, "On a GPU"),
-the population test not yet (no GPU was lent to the session that wrote it)."""
+These need CUDA and are skipped without it; they were run on a lent GPU machine (docs/benchmarks.md)."""
 import logging
 
 import pytest
@@ -45,34 +44,57 @@ def test_graph_steps_match_eager_steps(optimizer, caplog):
         torch.testing.assert_close(graph_model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("network", ["ffn", "cnn"])
-def test_a_stack_on_the_gpu_trains_each_member_as_alone(network):
-    """Populations on CUDA: batched products and grouped convolutions there (TF32 convolutions included) must still
-    give each member its lone training's curve."""
-    import functools
+class Pruned(Exception):
+    pass
 
+
+def stack_and_lone(network: str):
     from sweeplab.model import CNN
-    from sweeplab.population import MemberOptimizer, fit_population
-    from sweeplab.stacking import Stack, check_same_outputs
 
-    splits = random_splits(1000).to(torch.device("cuda"))
     build = {"ffn": lambda: FeedForwardNet(784, 10, 64), "cnn": lambda: CNN([1, 28, 28], 10, channels=(4, 8))}[network]
-    lrs = [1e-3, 3e-3, 1e-2]
 
     def member():
         torch.manual_seed(0)
         return build().cuda()
 
+    return member
+
+
+def lone_history(member, splits, lr, epochs):
+    alone = member()
+    return fit(alone, torch.optim.Adam(alone.parameters(), lr=lr, fused=True), splits, epochs=epochs, batch_size=64,
+               seed=1, progress=False)
+
+
+@pytest.mark.parametrize("network", ["ffn", "cnn"])
+def test_a_stack_on_the_gpu_trains_each_member_as_alone(network, caplog):
+    """Populations on CUDA: batched products and grouped convolutions there (TF32 convolutions included), each step
+    one CUDA graph replay, must still give each member its lone training's curve; a member pruned after epoch 1
+    leaves, and the others' steps are captured again on the smaller stack."""
+    import functools
+
+    from sweeplab.population import MemberOptimizer, fit_population
+    from sweeplab.stacking import Stack, check_same_outputs
+
+    splits = random_splits(1000).to(torch.device("cuda"))
+    member = stack_and_lone(network)
+    lrs = [1e-3, 3e-3, 1e-2]
     models = [member() for _ in lrs]
     stack = Stack(models)
     check_same_outputs(stack, models, splits.train[0][:8])
     optimizer = MemberOptimizer(stack, functools.partial(torch.optim.Adam, fused=True), [{"lr": lr} for lr in lrs])
-    stacked, stopped = fit_population(stack, optimizer, splits, epochs=2, batch_size=64, seeds=[1] * len(lrs),
-                                      on_epoch=lambda k, metrics: None, progress=False)
-    assert stopped == {}
+
+    def on_epoch(k, metrics):
+        if k == 1 and metrics.epoch == 1:
+            raise Pruned()
+
+    with caplog.at_level(logging.INFO, logger="sweeplab.cuda_graph"):
+        stacked, stopped = fit_population(stack, optimizer, splits, epochs=3, batch_size=64, seeds=[1] * len(lrs),
+                                          on_epoch=on_epoch, progress=False)
+    assert caplog.text.count("captured as a CUDA graph") == 2  # 3 members, then 2
+    assert list(stopped) == [1] and isinstance(stopped[1], Pruned)
+    assert len(stacked[1].epochs) == 1
     for k, lr in enumerate(lrs):
-        alone = member()
-        history = fit(alone, torch.optim.Adam(alone.parameters(), lr=lr, fused=True), splits, epochs=2, batch_size=64,
-                      seed=1, progress=False)
-        for a, b in zip(stacked[k].epochs, history.epochs):
+        lone = lone_history(member, splits, lr, epochs=3)
+        for a, b in zip(stacked[k].epochs, lone.epochs):
             assert a.val_loss == pytest.approx(b.val_loss, rel=1e-2)

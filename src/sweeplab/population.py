@@ -8,14 +8,15 @@ turns NaN, leaves the stack at the end of that epoch; the others go on without i
 import copy
 import logging
 import math
-from collections import defaultdict
 import time
+from collections import defaultdict
 from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from sweeplab.cuda_graph import GraphedStep, prepare_optimizer
 from sweeplab.data import Splits, batches
 from sweeplab.objective import Objective
 from sweeplab.stacking import Stack
@@ -76,6 +77,7 @@ def fit_population(
     objective: Objective = Objective(),
     augment: Callable | None = None,
     progress: bool = True,
+    cuda_graph: bool = True,
 ) -> tuple[dict[int, History], dict[int, BaseException]]:
     """Train the stack's members; return each member's History (by its index in ``seeds``) and, for each member
     that stopped early, why: the exception its ``on_epoch(member, metrics)`` raised (e.g. pruned), or NonFiniteLoss."""
@@ -88,34 +90,17 @@ def fit_population(
     per_sample = _per_sample(loss_fn)
     histories = {k: History(objective) for k in alive}
     stopped: dict[int, BaseException] = {}
-    shared_order = len(set(seeds)) == 1 and not augment
+    steps = _Steps(stack, optimizer, images, labels, per_sample, augment, augment_generators, device)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         stack.train()
-        orders = [torch.randperm(count, generator=shuffles[k]).to(images.device) for k in alive]
-        loss_sum = torch.zeros(len(alive), device=device)
-        correct = torch.zeros(len(alive), dtype=torch.long, device=device)
-        members = len(alive)
-        for start in tqdm(range(0, count, batch_size), desc=f"epoch {epoch}/{epochs} ({members} members)",
+        steps.start(alive, batch_size, graph=cuda_graph)
+        # [members, count]: row k is member k's order; a batch is one slice of it, member-major as the stack wants
+        orders = torch.stack([torch.randperm(count, generator=shuffles[k]) for k in alive]).to(images.device)
+        for start in tqdm(range(0, count, batch_size), desc=f"epoch {epoch}/{epochs} ({len(alive)} members)",
                           leave=False, disable=None if progress else True):
-            if shared_order:
-                index = orders[0][start:start + batch_size]
-                x, y = gather(images, labels, index, device)
-                x = x.repeat(members, *[1] * (x.dim() - 1))
-                y = y.repeat(members)
-            else:
-                parts = [gather(images, labels, order[start:start + batch_size], device) for order in orders]
-                if augment:
-                    parts = [(augment(x, augment_generators[k]), y) for (x, y), k in zip(parts, alive)]
-                x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-            size = len(y) // members
-            optimizer.zero_grad()
-            output = stack(x)
-            losses = per_sample(output, y).view(members, size).mean(1)
-            losses.sum().backward()
-            optimizer.step()
-            loss_sum.add_(losses.detach(), alpha=size)
-            correct.add_((output.detach().argmax(1) == y).view(members, size).sum(1))
+            steps(orders[:, start:start + batch_size].reshape(-1))
+        loss_sum, correct = steps.loss_sum, steps.correct
         train_loss = (loss_sum / count).tolist()
         train_accuracy = (correct.double() / count).tolist()
         val_loss, val_accuracy = evaluate_population(stack, *splits.val, per_sample=per_sample)
@@ -138,7 +123,7 @@ def fit_population(
             except Exception as stop:  # pruned (or its records failed): this member ends, the others go on
                 stopped[k] = stop
                 leaving.append(k)
-        log.info("epoch %d/%d: %d members, %.2f s; %s %s", epoch, epochs, members, elapsed, objective.metric,
+        log.info("epoch %d/%d: %d members, %.2f s; %s %s", epoch, epochs, len(alive), elapsed, objective.metric,
                  " ".join(f"{objective.of(histories[k].epochs[-1]):.4f}" for k in alive
                           if histories[k].epochs and histories[k].epochs[-1].epoch == epoch))
         if leaving:
@@ -150,6 +135,50 @@ def fit_population(
             optimizer.keep(keep)
             alive = alive_after
     return histories, stopped
+
+
+class _Steps:
+    """One training step of every member at once: ``steps(index)`` takes the members' batches as one member-major
+    index, ``[members * batch]``. On a GPU each full batch replays one CUDA graph, as ``fit``'s steps do; when
+    members leave, the stack's parameters are new tensors, so the graph is captured anew."""
+
+    def __init__(self, stack: Stack, optimizer: MemberOptimizer, images, labels, per_sample: Callable,
+                 augment: Callable | None, augment_generators: list | None, device: torch.device):
+        self.stack, self.optimizer, self.images, self.labels = stack, optimizer, images, labels
+        self.per_sample, self.augment, self.augment_generators, self.device = per_sample, augment, augment_generators, device
+        self.alive: list[int] | None = None
+
+    def start(self, alive: list[int], batch_size: int, graph: bool) -> None:
+        """A new epoch: running sums back to zero; new sums and a new graph if members have left."""
+        if alive == self.alive:
+            self.loss_sum.zero_()
+            self.correct.zero_()
+            return
+        self.alive, self.members, self.full_size = list(alive), len(alive), len(alive) * batch_size
+        # They outlive each epoch, so that a captured graph keeps adding into them.
+        self.loss_sum = torch.zeros(self.members, device=self.device)
+        self.correct = torch.zeros(self.members, dtype=torch.long, device=self.device)
+        self.full_step = self.step
+        # A graph would replay one draw of the augmentation's generators, and needs its inputs on the device.
+        if graph and self.device.type == "cuda" and not self.augment and self.images.device == self.device:
+            prepare_optimizer(self.optimizer.optimizer)
+            self.full_step = GraphedStep(self.step, self.full_size, self.device)
+
+    def __call__(self, index: torch.Tensor) -> None:
+        (self.full_step if len(index) == self.full_size else self.step)(index)
+
+    def step(self, index: torch.Tensor) -> None:
+        x, y = gather(self.images, self.labels, index, self.device)
+        size = len(index) // self.members
+        if self.augment:
+            x = torch.cat([self.augment(part, self.augment_generators[k]) for part, k in zip(x.split(size), self.alive)])
+        self.optimizer.zero_grad()
+        output = self.stack(x)
+        losses = self.per_sample(output, y).view(self.members, size).mean(1)
+        losses.sum().backward()
+        self.optimizer.step()
+        self.loss_sum.add_(losses.detach(), alpha=size)
+        self.correct.add_((output.detach().argmax(1) == y).view(self.members, size).sum(1))
 
 
 def _per_sample(loss_fn) -> Callable:

@@ -112,7 +112,7 @@ def _together(stack, configs, settings, models, tracked, prepared: Prepared, out
         stack, optimizer, prepared.splits, epochs=first.epochs, batch_size=first.batch_size,
         seeds=[s.seed for s in settings], on_epoch=lambda k, metrics: tracked[k].epoch(metrics),
         loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
-        progress=first.progress,
+        progress=first.progress, cuda_graph=first.cuda_graph,
     )
     for k, member in enumerate(members):
         if k in stopped:
