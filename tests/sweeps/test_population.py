@@ -18,7 +18,7 @@ EPOCHS, K = 3, 4
 def populations(space) -> list[list[int]]:
     """The trial numbers of each population job, read from the job's link to its trials."""
     found = []
-    for folder in sorted(space.dir.glob("population-*")):
+    for folder in sorted(space.dir.glob("population-*"), key=lambda f: int(f.name.rpartition("-")[2])):
         found.append([m["number"] for m in job_link(folder)["population"]])
     return found
 
@@ -28,7 +28,7 @@ def swept(new_sweep):
     space = new_sweep("population")
     args = (f"hydra.sweeper.population={K}", "hydra.sweeper.n_trials=8", f"epochs={EPOCHS}",
             "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
-            "hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=1")
+            "hydra.sweeper.confirm.top_k=2", "hydra.sweeper.confirm.seeds=2")
     code, out, err = space.run(*args)
     assert code == 0, err[-3000:]
     return space, args, out
@@ -48,7 +48,20 @@ def test_trials_run_in_populations_that_share_the_batch_size(swept):
     for trial in trials:  # each member reports every epoch it trained, as a trial of its own would
         epochs = EPOCHS if trial.state == TrialState.COMPLETE else len(trial.intermediate_values)
         assert list(trial.intermediate_values) == list(range(1, epochs + 1))
-    assert [t.user_attrs["sweeplab.role"] for t in trials[8:]] == ["confirm", "confirm"]
+    assert {t.user_attrs["sweeplab.role"] for t in trials[8:]} == {"confirm"}
+
+
+def test_confirmation_trials_that_share_a_batch_size_run_together(swept):
+    space, _, _ = swept
+    trials = space.study().get_trials()
+    confirming = [t for t in trials if t.number >= 8]
+    assert 4 <= len(confirming) <= 6  # two configurations and the baseline, two seeds each
+    by_batch = {}
+    for t in confirming:
+        by_batch.setdefault(t.params["batch_size"], []).append(t.number)
+    jobs = [g for g in populations(space) if g[0] >= 8]
+    jobs += [[n] for n in (t.number for t in confirming) if not any(n in g for g in jobs)]  # trials run alone
+    assert len(jobs) == sum(-(-len(numbers) // K) for numbers in by_batch.values())
 
 
 def test_each_member_is_an_ordinary_trial_run_and_folder(swept):

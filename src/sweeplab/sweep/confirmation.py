@@ -7,6 +7,7 @@ repeats one (Optuna hands out trial numbers atomically).
 """
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -28,9 +29,11 @@ def enqueue_baseline(study: optuna.Study, baseline: dict) -> None:
     study.enqueue_trial(baseline, user_attrs={ROLE_ATTR: "baseline"})
 
 
-def jobs(study: optuna.Study, n_search: int, top_k: int, seeds: list[int]) -> list[ConfirmJob] | None:
+def jobs(study: optuna.Study, n_search: int, top_k: int, seeds: list[int],
+         group_by: Callable[[dict], dict] | None = None) -> list[ConfirmJob] | None:
     """The confirmation jobs, or None while search trials still run. The first worker to find the search finished
-    stores the list in the study; every later worker and resume reads it from there."""
+    stores the list in the study; every later worker and resume reads it from there. With ``group_by``, jobs
+    whose params give the same ``group_by(params)`` are planned next to each other (populations share them)."""
     stored = study.user_attrs.get(CONFIRM_PLAN_ATTR)
     if stored is not None:
         return [ConfirmJob(**job) for job in stored]
@@ -39,6 +42,8 @@ def jobs(study: optuna.Study, n_search: int, top_k: int, seeds: list[int]) -> li
         return None
     chosen = _top_configurations(study, search, top_k)
     planned = [ConfirmJob(t.number, dict(t.params), seed) for t in chosen for seed in seeds]
+    if group_by:
+        planned.sort(key=lambda job: _key(group_by(job.params)))  # stable: the order within a group stays
     study.set_user_attr(CONFIRM_PLAN_ATTR, [vars(job) for job in planned])
     return planned
 

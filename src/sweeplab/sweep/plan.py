@@ -58,6 +58,10 @@ class SweepPlan:
     sweep_dir: Path
     client: object | None = field(repr=False)
 
+    def shared_values(self, params: dict) -> dict:
+        """The values that the members of one population must share: all but the member keys."""
+        return {k: v for k, v in params.items() if k not in self.member_keys}
+
     @property
     def storage_hint(self) -> str:
         """Where the study lives, safe to print: a journal path, never a database URL (it may hold a password)."""

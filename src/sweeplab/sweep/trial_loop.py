@@ -79,28 +79,40 @@ class TrialLoop:
         with self.lock:
             if self.stop:
                 return None
-            if self.pending:
-                return [self.pending.pop(0)]
+            if self.pending:  # it leads a population of its own
+                first = self.pending.pop(0)
+                if first[0].user_attrs.get(ROLE_ATTR) != "confirm":
+                    return self._grow(first, self._search_trial)
+                return self._grow(first, self._confirmation_asker(self._confirmation_jobs()))
             reap_dead_trials(self.study, self.on_failed)
             if started(self.study) < self.plan.n_trials:
                 first = self._search_trial()
                 return WAIT if first is None else self._grow(first, self._search_trial)
             if not self.plan.confirm.enabled:
                 return None
-            jobs = confirmation.jobs(self.study, self.plan.n_trials, self.plan.confirm.top_k, self.confirm_seeds)
+            jobs = self._confirmation_jobs()
             if jobs is None:
                 return WAIT
             first = self._confirmation_trial(jobs)
             if first is None or first is WAIT:
                 return first
-            return self._grow(first, lambda shared: self._confirmation_trial(jobs) or None)
+            return self._grow(first, self._confirmation_asker(jobs))
+
+    def _confirmation_jobs(self):
+        # In populations, jobs that can share a stack are planned next to each other, so that they run together.
+        shared = self.plan.shared_values if self.plan.population > 1 and self.plan.member_keys else None
+        return confirmation.jobs(self.study, self.plan.n_trials, self.plan.confirm.top_k, self.confirm_seeds,
+                                 group_by=shared)
+
+    def _confirmation_asker(self, jobs: list) -> Callable:
+        return lambda shared: self._confirmation_trial(jobs) or None
 
     def _grow(self, first, ask_member: Callable) -> list:
         """The first trial and up to population - 1 more whose shared values equal its own."""
         members = [first]
         if self.plan.population == 1 or not self.plan.member_keys:
             return members
-        shared = {k: v for k, v in first[0].params.items() if k not in self.plan.member_keys}
+        shared = self.plan.shared_values(first[0].params)
         while len(members) < self.plan.population:
             member = ask_member(shared)
             if member is None or member is WAIT:
