@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--populations", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-sweeps", action="store_true", help="only the self-check and the trial-epoch table")
     args = parser.parse_args()
     splits, in_features = load_splits(args.dataset)
     print(f"Device: {torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'CPU'} (torch {torch.__version__})")
@@ -108,6 +109,8 @@ def main() -> None:
     print("\nWhat one trial-epoch costs (epoch time includes the validation pass):\n")
     epoch_cost(splits, in_features, args.populations)
     del splits
+    if args.no_sweeps:
+        return
     print("\nThe sweeps:\n")
     print("| population | search | speed-up | search + confirmation | speed-up | epochs | search trials per batch size "
           "| search best val | confirmed best (params) | its val | its test | baseline val |")
