@@ -3,7 +3,8 @@
 Each member keeps what makes it its own trial: its optimizer values (an optimizer each, so any torch optimizer
 applies its own rule), its initial weights and its batch order (both from its seed, drawn exactly as
 ``training.fit`` draws them), its per-epoch metrics and its best weights. A member that is pruned, or whose loss
-turns NaN, leaves the stack at the end of that epoch; the others go on without it.
+turns NaN, leaves the stack at the end of that epoch; the others go on without it, and a reserve member, if the
+population has one, steps into its place.
 """
 import copy
 import logging
@@ -33,15 +34,19 @@ class MemberOptimizer:
     for the notes' network), so K updates one after another would cost K times that."""
 
     def __init__(self, stack: Stack, make: Callable[[list[dict]], torch.optim.Optimizer], options: list[dict]):
-        self.stack = stack
+        self.stack, self.make = stack, make
         self.views = self._views()
         self.optimizers = [make([{"params": views, **own}]) for views, own in zip(self.views, options)]
-        cuda = self.stack.stacked_parameters()[0].device.type == "cuda"
-        self.streams = [torch.cuda.Stream() for _ in options] if cuda and len(options) > 1 else None
+        self.streams = []
+        self._add_streams()
 
     def _views(self) -> list[list[nn.Parameter]]:
         stacked = self.stack.stacked_parameters()
         return [[nn.Parameter(p.data[k]) for p in stacked] for k in range(self.stack.members)]
+
+    def _add_streams(self) -> None:
+        if self.stack.stacked_parameters()[0].device.type == "cuda" and len(self.optimizers) > 1:
+            self.streams += [torch.cuda.Stream() for _ in range(len(self.optimizers) - len(self.streams))]
 
     def zero_grad(self) -> None:
         for p in self.stack.stacked_parameters():
@@ -52,7 +57,7 @@ class MemberOptimizer:
         for k, views in enumerate(self.views):
             for view, p in zip(views, stacked):
                 view.grad = p.grad[k]
-        if self.streams is None:
+        if not self.streams:
             for optimizer in self.optimizers:
                 optimizer.step()
             return
@@ -68,8 +73,18 @@ class MemberOptimizer:
     def keep(self, members: list[int]) -> None:
         """After Stack.keep(members): the kept members' optimizers move to the new stacked parameters, state and all."""
         old = [self.views[k] for k in members]
-        self.views = self._views()
         self.optimizers = [self.optimizers[k] for k in members]
+        self._move(old)
+
+    def extend(self, options: list[dict]) -> None:
+        """After Stack.extend: the members' optimizers move to the new stacked parameters; newcomers get their own."""
+        self._move(self.views)
+        self.optimizers += [self.make([{"params": views, **own}])
+                            for views, own in zip(self.views[len(self.optimizers):], options)]
+        self._add_streams()
+
+    def _move(self, old: list[list[nn.Parameter]]) -> None:
+        self.views = self._views()
         for optimizer, before, after in zip(self.optimizers, old, self.views):
             optimizer.param_groups[0]["params"] = after
             state = defaultdict(dict)
@@ -93,35 +108,46 @@ def fit_population(
     augment: Callable | None = None,
     progress: bool = True,
     cuda_graph: bool = True,
+    reserves: list[tuple[nn.Module, dict]] = (),
 ) -> tuple[dict[int, History], dict[int, BaseException]]:
-    """Train the stack's members; return each member's History (by its index in ``seeds``) and, for each member
-    that stopped early, why: the exception its ``on_epoch(member, metrics)`` raised (e.g. pruned), or NonFiniteLoss."""
+    """Train the stack's members, then its ``reserves``; return each member's History (by its index in ``seeds``)
+    and, for each member that stopped early, why: the exception its ``on_epoch(member, metrics)`` raised (e.g.
+    pruned), or NonFiniteLoss.
+
+    ``seeds`` holds the stack's members' seeds, then the reserves'. A reserve is a further member, (its model, its
+    optimizer values), that steps into the stack where a member has left (finished, pruned or failed), at the end
+    of an epoch: the stack stays as wide as it started while reserves wait. Each member counts its own epochs.
+    """
     images, labels = splits.train
     count = len(labels)
     device = stack.stacked_parameters()[0].device
-    alive = list(range(len(seeds)))  # original member indices, in stack order
+    width = stack.members
+    alive = list(range(width))  # member indices, in stack order
+    waiting = list(range(width, width + len(reserves)))
     shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
     augment_generators = [torch.Generator(device).manual_seed(seed) for seed in seeds] if augment else None
     per_sample = _per_sample(loss_fn)
-    histories = {k: History(objective) for k in alive}
+    histories = {k: History(objective) for k in range(len(seeds))}
     stopped: dict[int, BaseException] = {}
     steps = _Steps(stack, optimizer, images, labels, per_sample, augment, augment_generators, device)
-    for epoch in range(1, epochs + 1):
+    while alive:
         started = time.perf_counter()
         stack.train()
         steps.start(alive, batch_size, graph=cuda_graph)
         # [members, count]: row k is member k's order; a batch is one slice of it, member-major as the stack wants
         orders = torch.stack([torch.randperm(count, generator=shuffles[k]) for k in alive]).to(images.device)
-        for start in tqdm(range(0, count, batch_size), desc=f"epoch {epoch}/{epochs} ({len(alive)} members)",
-                          leave=False, disable=None if progress else True):
+        label = _epochs_label(histories, alive, epochs)
+        for start in tqdm(range(0, count, batch_size), desc=f"{label} ({len(alive)} members)", leave=False,
+                          disable=None if progress else True):
             steps(orders[:, start:start + batch_size].reshape(-1))
-        loss_sum, correct = steps.loss_sum, steps.correct
-        train_loss = (loss_sum / count).tolist()
-        train_accuracy = (correct.double() / count).tolist()
+        train_loss = (steps.loss_sum / count).tolist()
+        train_accuracy = (steps.correct.double() / count).tolist()
         val_loss, val_accuracy = evaluate_population(stack, *splits.val, per_sample=per_sample)
         elapsed = time.perf_counter() - started
-        leaving = []
+        leaving, reported = [], []
         for position, k in enumerate(alive):
+            history = histories[k]
+            epoch = len(history.epochs) + 1
             if not math.isfinite(train_loss[position]):
                 stopped[k] = NonFiniteLoss(f"training loss became {train_loss[position]} in epoch {epoch}; "
                                            f"lower optimizer.lr")
@@ -129,27 +155,38 @@ def fit_population(
                 continue
             metrics = EpochMetrics(epoch, train_loss[position], train_accuracy[position], val_loss[position],
                                    val_accuracy[position], elapsed)
-            history = histories[k]
             if not history.epochs or objective.better(objective.of(metrics), objective.of(history.best)):
                 history.best_state = stack.member_state(position)
             history.epochs.append(metrics)
+            reported.append(f"{objective.of(metrics):.4f}")
             try:
                 on_epoch(k, metrics)
             except Exception as stop:  # pruned (or its records failed): this member ends, the others go on
                 stopped[k] = stop
                 leaving.append(k)
-        log.info("epoch %d/%d: %d members, %.2f s; %s %s", epoch, epochs, len(alive), elapsed, objective.metric,
-                 " ".join(f"{objective.of(histories[k].epochs[-1]):.4f}" for k in alive
-                          if histories[k].epochs and histories[k].epochs[-1].epoch == epoch))
+                continue
+            if epoch == epochs:
+                leaving.append(k)
+        log.info("%s: %d members, %.2f s; %s %s", label, len(alive), elapsed, objective.metric, " ".join(reported))
         if leaving:
-            alive_after = [k for k in alive if k not in leaving]
-            if not alive_after:
+            staying = [k for k in alive if k not in leaving]
+            if not staying and not waiting:
                 break
-            keep = [alive.index(k) for k in alive_after]
-            stack.keep(keep)
-            optimizer.keep(keep)
-            alive = alive_after
+            stack.keep([alive.index(k) for k in staying])
+            optimizer.keep([alive.index(k) for k in staying])
+            alive = staying
+        joining, waiting = waiting[:width - len(alive)], waiting[width - len(alive):]
+        if joining:
+            stack.extend([reserves[k - width][0] for k in joining])
+            optimizer.extend([reserves[k - width][1] for k in joining])
+            alive = alive + joining
     return histories, stopped
+
+
+def _epochs_label(histories: dict, alive: list[int], epochs: int) -> str:
+    """'epoch 3/10', or the range of the members' own epochs once reserves have stepped in."""
+    own = sorted({len(histories[k].epochs) + 1 for k in alive})
+    return f"epoch {own[0]}/{epochs}" if len(own) == 1 else f"epochs {own[0]}-{own[-1]}/{epochs}"
 
 
 class _Steps:

@@ -3,7 +3,8 @@ child run and output folder, exactly as if it had run alone.
 
 The sweeper launches it with the first member's overrides and, in the job's link to its study (sweeplab.names.
 TRIAL_ENV), ``population``: the members, each with its trial id and number and the overrides in which it differs
-from the first (optimizer values, seed).
+from the first (optimizer values, seed), and ``width``: how many train at once (the members after that many are
+reserves, each stepping into the stack where a member has left).
 It returns each member's outcome by trial number: ``{"value": objective}``, ``{"pruned": reason}`` or
 ``{"failed": reason}``.
 """
@@ -51,6 +52,7 @@ def run_population(cfg: DictConfig, output_dir: Path, labels: RunLabels, task_ov
     from sweeplab.sweep.trial_link import TrialLink  # Optuna loads only in sweeps
 
     members = members_of(link["population"])
+    width = int(link.get("width", len(members)))
     configs = [member_config(cfg, m) for m in members]
     folders = [_member_folder(output_dir, m, c, task_overrides) for m, c in zip(members, configs)]
     links = TrialLink.for_trials(link, [m.trial_id for m in members])
@@ -65,7 +67,7 @@ def run_population(cfg: DictConfig, output_dir: Path, labels: RunLabels, task_ov
         try:
             for m, c, own, trial_link, folder in zip(members, configs, settings, links, folders):
                 tracked.append(TrackedTraining(c, own, prepared, labels.with_overrides(m.overrides), trial_link, folder))
-            stack = _stack(models, prepared)
+            stack = _stack(models[:width], prepared)
             if stack is None:
                 _one_at_a_time(configs, settings, models, tracked, prepared, outcomes, members)
             else:
@@ -97,8 +99,7 @@ def _stack(models, prepared: Prepared) -> Stack | None:
         stack = Stack(models)
         check_same_outputs(stack, models, to_unit(prepared.splits.train[0][:4], prepared.settings.device))
     except NotStackable as why:
-        log.warning("this model cannot be stacked (%s): the population's %d members train one at a time",
-                    why, len(models))
+        log.warning("this model cannot be stacked (%s): the population's members train one at a time", why)
         return None
     return stack
 
@@ -107,12 +108,13 @@ def _together(stack, configs, settings, models, tracked, prepared: Prepared, out
     first = settings[0]
     options = [{k: v for k, v in OmegaConf.to_container(c.optimizer, resolve=True).items() if not k.startswith("_")}
                for c in configs]
-    optimizer = MemberOptimizer(stack, build(configs[0].optimizer, key="optimizer"), options)
+    width = stack.members
+    optimizer = MemberOptimizer(stack, build(configs[0].optimizer, key="optimizer"), options[:width])
     histories, stopped = fit_population(
         stack, optimizer, prepared.splits, epochs=first.epochs, batch_size=first.batch_size,
         seeds=[s.seed for s in settings], on_epoch=lambda k, metrics: tracked[k].epoch(metrics),
         loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
-        progress=first.progress, cuda_graph=first.cuda_graph,
+        progress=first.progress, cuda_graph=first.cuda_graph, reserves=list(zip(models[width:], options[width:])),
     )
     for k, member in enumerate(members):
         if k in stopped:

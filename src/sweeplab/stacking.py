@@ -98,7 +98,7 @@ class Stack(nn.Module):
 
     def keep(self, members: list[int]) -> None:
         """Go on with only these members (by their current position): the others stop costing compute."""
-        index = torch.tensor(members, device=self.stacked_parameters()[0].device)
+        index = torch.tensor(members, dtype=torch.long, device=self.stacked_parameters()[0].device)
         for module in self.network.modules():
             if isinstance(module, (StackedLinear, StackedConv)):
                 module.members = len(members)
@@ -107,6 +107,19 @@ class Stack(nn.Module):
                     if p is not None:
                         setattr(module, name, nn.Parameter(p.detach().index_select(0, index)))
         self.members = len(members)
+
+
+    def extend(self, models: list[nn.Module]) -> None:
+        """Take in new members after the current ones, each from its own model (of the members' architecture)."""
+        incoming = Stack(models)
+        for (layer, attribute, _), (theirs, _, _) in zip(self.slots.values(), incoming.slots.values()):
+            mine = getattr(layer, attribute).detach()
+            new = getattr(theirs, attribute).detach().to(mine.device)
+            setattr(layer, attribute, nn.Parameter(torch.cat([mine, new])))
+        for module in self.network.modules():
+            if isinstance(module, (StackedLinear, StackedConv)):
+                module.members += len(models)
+        self.members += len(models)
 
 
 def _rewrite(network: nn.Module, models: list[nn.Module]) -> nn.Module:

@@ -114,6 +114,34 @@ def test_a_member_whose_loss_turns_nan_fails_alone(splits):
         assert_same_training(histories[k], solo(builder, loss_fn, splits, 7, torch.optim.SGD, lr))
 
 
+def test_reserves_step_in_where_members_leave_and_train_as_alone(splits):
+    builder, loss_fn = BUILDERS["ffn"]
+    seeds, lrs = [7, 8, 9, 10], [0.05, 0.1, 0.2, 0.08]
+    models = [member(builder, s, splits.train[0]) for s in seeds]
+    stack = Stack(models[:2])
+    optimizer = MemberOptimizer(stack, functools.partial(torch.optim.SGD, lr=lrs[0]), [{"lr": lr} for lr in lrs[:2]])
+    widths, reports = [], []
+
+    class Pruned(Exception):
+        pass
+
+    def on_epoch(k, metrics):
+        widths.append(stack.members)
+        reports.append((k, metrics.epoch))
+        if k == 1 and metrics.epoch == 1:
+            raise Pruned("pruned after epoch 1")
+
+    histories, stopped = fit_population(
+        stack, optimizer, splits, epochs=EPOCHS, batch_size=BATCH, seeds=seeds, on_epoch=on_epoch, loss_fn=loss_fn,
+        progress=False, reserves=[(m, {"lr": lr}) for m, lr in zip(models[2:], lrs[2:])])
+    assert list(stopped) == [1]
+    assert widths == [2] * 8 + [1] * 2  # full while reserves waited; the last member's last epochs alone
+    # member 2 took pruned member 1's place after epoch 1; member 3 took member 0's after its last epoch
+    assert reports == [(0, 1), (1, 1), (0, 2), (2, 1), (0, 3), (2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
+    for k in (0, 2, 3):
+        assert_same_training(histories[k], solo(builder, loss_fn, splits, seeds[k], torch.optim.SGD, lrs[k]))
+
+
 class MixesTheBatch(nn.Module):
     def __init__(self):
         super().__init__()

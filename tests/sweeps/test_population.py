@@ -1,6 +1,7 @@
 """Populations (hydra.sweeper.population=K): the sweeper asks for K trials at a time that share a batch size, trains
 them as one stacked model in one job, and records each as an ordinary trial: its own Optuna state and intermediate
 values, MLflow child run, job folder, weights and config. Checked on what a sweep leaves behind."""
+import re
 
 import pytest
 import yaml
@@ -27,7 +28,7 @@ def populations(space) -> list[list[int]]:
 def swept(new_sweep):
     space = new_sweep("population")
     args = (f"hydra.sweeper.population={K}", "hydra.sweeper.n_trials=8", f"epochs={EPOCHS}",
-            "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+            "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.population_reserve=0",
             "hydra.sweeper.confirm.top_k=2", "hydra.sweeper.confirm.seeds=2")
     code, out, err = space.run(*args)
     assert code == 0, err[-3000:]
@@ -105,6 +106,32 @@ def test_a_finished_population_sweep_resumes_without_new_trials(swept):
     code, _, err = space.run(*args)
     assert code == 0, err[-3000:]
     assert len(space.study().trials) == before
+
+
+def test_reserves_fill_the_places_of_members_that_leave(new_sweep):
+    """With a pruner, a population job takes as many reserve trials as members by default; each reserve steps into
+    the stack when a member leaves, and is recorded like any other member."""
+    space = new_sweep("population-reserve")
+    code, out, err = space.run("hydra.sweeper.population=2", "hydra.sweeper.n_trials=6", f"epochs={EPOCHS}",
+                               "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
+                               "hydra.sweeper.confirm.top_k=0")
+    assert code == 0, err[-3000:]
+    assert "with 2 reserve trials per job" in out + err
+    assert populations(space) == [[0, 1, 2, 3], [4, 5]]
+    links = [job_link(folder) for folder in sorted(space.dir.glob("population-*"))]
+    assert {link["width"] for link in links} == {2}
+    trials = space.study().get_trials()
+    assert len(trials) == 6 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    for trial in trials:
+        epochs = EPOCHS if trial.state == TrialState.COMPLETE else len(trial.intermediate_values)
+        assert list(trial.intermediate_values) == list(range(1, epochs + 1))
+        assert (space.dir / str(trial.number) / ".hydra" / "config.yaml").is_file()
+    widths = [int(n) for n in re.findall(r"(\d+) members", (space.dir / "population-0" / "train.log").read_text())]
+    assert max(widths) == 2  # never wider than the population: the reserves waited for places
+    assert sum(widths) == sum(len(t.intermediate_values) for t in trials[:4])  # all four trained in that job
+    (parent,) = space.parents()
+    assert parent.data.params["population_reserve"] == "2"
+    assert sorted(space.child_by_trial(parent.info.run_id)) == list(range(6))
 
 
 def test_a_nan_member_fails_alone(new_sweep):

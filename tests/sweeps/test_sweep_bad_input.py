@@ -65,6 +65,8 @@ def assert_one_line(code: int, err: str, *words: str) -> str:
         (["hydra.sweeper.n_trials=0"], ["n_trials"]),
         (["hydra.sweeper.n_jobs=0"], ["n_jobs"]),
         (["hydra.sweeper.population=0"], ["hydra.sweeper.population", ">= 1"]),
+        (["hydra.sweeper.population=2", "hydra.sweeper.population_reserve=-1"], ["population_reserve", ">= 0"]),
+        (["hydra.sweeper.population_reserve=2"], ["population_reserve=2", "hydra.sweeper.population to 2"]),
         (["hydra.sweeper.storage=notaurl"], ["notaurl"]),
         (["hydra.sweeper.storage=nosuchdb://x/y"], ["storage"]),
         (["batch_size=choice(0,64)"], ["batch_size", "0"]),
@@ -75,7 +77,7 @@ def assert_one_line(code: int, err: str, *words: str) -> str:
         (["dataset=mnist", "download=false", "data_dir=/nonexistent/sweeplab-data"], ["MNIST not found", "download=false"]),
     ],
     ids=["empty-space", "bad-grammar-in-params", "bad-sweep-arguments", "unknown-key", "unknown-nested-key", "n_trials-0", "n_jobs-0",
-         "population-0",
+         "population-0", "population_reserve-negative", "population_reserve-without-population",
          "storage-not-a-url", "storage-unknown-dialect", "invalid-choice", "invalid-interval", "grid-over-continuous-space",
          "max_failure_rate-2", "custom-space-not-importable", "dataset-missing"],
 )

@@ -52,6 +52,7 @@ class SweepPlan:
     confirm: Confirmation
     population: int  # trials trained together in one job (1 = one at a time)
     member_keys: tuple  # searched keys in which a population's members may differ (the optimizer's values)
+    reserve: int  # further trials per population job, to step in where members leave
     baseline: dict | None  # the search space's values of the configuration the job runs without a sweep
     storage: optuna.storages.BaseStorage
     storage_url: str
@@ -72,6 +73,7 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
     """Check every input of the sweep (``sweeper`` is the StudySweeper: the official plugin's keys) and plan it."""
     check_counts(sweeper.n_trials, sweeper.n_jobs, sweeper.max_failure_rate)
     population = check_population(sweeper.population)
+    reserve = population_reserve(sweeper.population_reserve, population, sweeper.pruner_spec)
     if sweeper.custom_search_space:
         sweeper.custom_search_space_extender = import_search_space_hook(sweeper.custom_search_space)
     distributions, fixed, fixed_overrides = search_space(sweeper, arguments)
@@ -92,6 +94,7 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
         fixed_overrides=fixed_overrides, sampler=sampler,
         n_trials=n_trials, confirm=Confirmation.from_config(sweeper.confirm),
         population=population, member_keys=member_keys(distributions),
+        reserve=reserve,
         baseline=baseline_values(config, distributions), storage=storage, storage_url=storage_url,
         sweep_dir=sweep_dir, client=client,
     )
@@ -111,6 +114,21 @@ def check_population(population) -> int:
         raise ConfigError(f"hydra.sweeper.population must be an integer >= 1 (got {population!r}); "
                           f"e.g. hydra.sweeper.population=8, or 1 to train one trial at a time")
     return population
+
+
+def population_reserve(reserve, population: int, pruner_spec) -> int:
+    """Reserve trials per population job; by default (None) as many as the population where a pruner is set (pruned
+    members leave the stack, and a reserve fills each place), else none (members rarely leave)."""
+    if reserve is None:
+        prunes = (pruner_spec or {}).get("_target_", "optuna.pruners.NopPruner") != "optuna.pruners.NopPruner"
+        return population if population > 1 and prunes else 0
+    if isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0:
+        raise ConfigError(f"hydra.sweeper.population_reserve must be an integer >= 0 or null (got {reserve!r}); "
+                          f"e.g. hydra.sweeper.population_reserve=4, or 0 for none")
+    if reserve and population == 1:
+        raise ConfigError(f"hydra.sweeper.population_reserve={reserve} needs populations: set "
+                          f"hydra.sweeper.population to 2 or more, or drop population_reserve")
+    return reserve
 
 
 def member_keys(distributions: dict) -> tuple:

@@ -93,19 +93,23 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # Trials trained together as one stacked model in one job (same batch size and model, each its own optimizer
     # values, weights and batch order): several times the throughput for small models. 1 = one trial per job.
     population: int = 1
+    # Reserve trials per population job: each steps into the stack where a member has left (pruned, failed or
+    # finished), so the stack stays full. null: as many as the population where a pruner is set, else none.
+    population_reserve: int | None = None
 
 
 class SweeplabOptunaSweeper(Sweeper):
     """The official Optuna sweeper's keys, plus pruning, resume, confirmation and MLflow parent runs (see
     sweeplab.sweep). The command-line edge of a sweep: its errors end here, in one line and an exit code."""
 
-    def __init__(self, sampler: Any, pruner: Any, confirm: Any = None, population: Any = 1, **kwargs: Any) -> None:
+    def __init__(self, sampler: Any, pruner: Any, confirm: Any = None, population: Any = 1,
+                 population_reserve: Any = None, **kwargs: Any) -> None:
         from sweeplab.sweep.sweeper import StudySweeper  # heavy imports only when a sweep runs
 
         pruner_spec = OmegaConf.to_container(pruner, resolve=True) if pruner is not None else None
         confirm = OmegaConf.to_container(confirm, resolve=True) if confirm is not None else None
         self.sweeper = StudySweeper(sampler=sampler, pruner_spec=pruner_spec, confirm=confirm, population=population,
-                                    **kwargs)
+                                    population_reserve=population_reserve, **kwargs)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

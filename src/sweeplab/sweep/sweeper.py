@@ -33,7 +33,7 @@ class SweepFailed(SweeplabError):
 
 class StudySweeper(compat.OptunaSweeperImpl):
     def __init__(self, sampler, pruner_spec, max_failure_rate=0.0, custom_search_space=None, confirm=None,
-                 population=1, **official_keys):
+                 population=1, population_reserve=None, **official_keys):
         # The official constructor asserts on max_failure_rate and imports custom_search_space, both with a
         # traceback: they are checked in the plan instead, in one line, before the first trial.
         super().__init__(sampler=None, max_failure_rate=0.0, custom_search_space=None, **official_keys)
@@ -43,6 +43,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
         self.pruner_spec = pruner_spec
         self.confirm = confirm
         self.population = population
+        self.population_reserve = population_reserve
 
     def run(self, arguments: list[str]) -> None:
         """The whole sweep; raises SweeplabError (bad input, before any trial) or SweepFailed (after trials ran)."""
@@ -64,7 +65,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
                  f"the top {plan.confirm.top_k} and the baseline on {plan.confirm.seeds} fresh seeds each"
                  if plan.confirm.enabled else "no confirmation")
         if plan.population > 1:
-            log.info("Populations of up to %d trials, each trained as one stacked model%s", plan.population,
+            log.info("Populations of up to %d trials, each trained as one stacked model%s%s", plan.population,
+                     f", with {plan.reserve} reserve trials per job to fill the places of members that leave"
+                     if plan.reserve else "",
                      f" (members differ in {', '.join(plan.member_keys)})" if plan.member_keys else
                      ": none of the searched values can differ within a stack, so each trial runs alone")
         loop = TrialLoop(
@@ -150,7 +153,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
             "sampler": type(plan.sampler).__name__, "sampler.seed": self.config.seed,
             "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
             "objective": plan.objective, "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
-            "confirm.seeds": plan.confirm.seeds, "population": plan.population, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
+            "confirm.seeds": plan.confirm.seeds, "population": plan.population,
+            "population_reserve": plan.reserve, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
         })
         tags = {"optuna.study": study.study_name, KIND_TAG: "study", "dataset": self.config.dataset.name,
                 "mlflow.source.git.commit": tracking.git_commit()}
@@ -182,8 +186,9 @@ def link_override(plan: SweepPlan, **trials) -> str:
 
 
 def population_overrides(members: list, plan: SweepPlan) -> list[str]:
-    """One job for a population: the first member's overrides, its own folder, and each member's trial id, number and
-    the overrides in which it differs from the first (see sweeplab.population_job)."""
+    """One job for a population: the first member's overrides, its own folder, each member's trial id, number and
+    the overrides in which it differs from the first, and how many train at once: the members after that many are
+    reserves (see sweeplab.population_job)."""
     first_trial, first = members[0]
     own = ("hydra.sweep.subdir=", LINK_OVERRIDE)
     spec = [{"number": trial.number, "trial_id": compat.trial_id(trial),
@@ -191,7 +196,7 @@ def population_overrides(members: list, plan: SweepPlan) -> list[str]:
             for trial, overrides in members]
     return [o for o in first if not o.startswith(own)] + [
         f"hydra.sweep.subdir=population-{first_trial.number}",
-        link_override(plan, population=spec),
+        link_override(plan, population=spec, width=plan.population),
     ]
 
 

@@ -1,9 +1,10 @@
 """The trial loop: ask the study for a trial, launch its job, tell the study how it ended — in `slots` parallel
 slots, each asking for its next trial as soon as its last one ends (the official sweeper waits for whole batches).
 
-With ``population`` > 1, a slot asks for up to that many trials at once: the first as usual, the others with the
-values a stack must share (batch size, model) pinned to the first's, the sampler choosing their optimizer values;
-they run as one population job (sweeplab.population_job) and are told one by one."""
+With ``population`` > 1, a slot asks for up to that many trials at once (and ``reserve`` more, which step into the
+stack where members leave): the first as usual, the others with the values a stack must share (batch size, model)
+pinned to the first's, the sampler choosing their optimizer values; they run as one population job
+(sweeplab.population_job) and are told one by one."""
 import logging
 import math
 import threading
@@ -108,12 +109,13 @@ class TrialLoop:
         return lambda shared: self._confirmation_trial(jobs) or None
 
     def _grow(self, first, ask_member: Callable) -> list:
-        """The first trial and up to population - 1 more whose shared values equal its own."""
+        """The first trial and up to population - 1 more whose shared values equal its own, then up to `reserve`
+        more: the job trains `population` at once, and each reserve steps in where a member leaves."""
         members = [first]
         if self.plan.population == 1 or not self.plan.member_keys:
             return members
         shared = self.plan.shared_values(first[0].params)
-        while len(members) < self.plan.population:
+        while len(members) < self.plan.population + self.plan.reserve:
             member = ask_member(shared)
             if member is None or member is WAIT:
                 break
