@@ -3,6 +3,7 @@ with hydra.sweeper.population=1, 4 and 8 in turn on this machine — wall time, 
 the confirmed answer.
 
     python bench/populations.py [--dataset fashion_mnist] [--epochs 10] [--trials 20] [--populations 1 4 8]
+    python bench/populations.py --populations 4 --reserves 0 4      # pruned sweeps without and with reserves
 
 The sweeps run one after another in one process tree on the same machine; ratios are against population=1 of the
 same run. First, the bench checks itself: one population of four (four learning rates) trained as a stack for two
@@ -98,7 +99,12 @@ def main() -> None:
     parser.add_argument("--populations", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-sweeps", action="store_true", help="only the self-check and the trial-epoch table")
+    parser.add_argument("--reserves", type=int, nargs="+",
+                        help="instead: hyperband-pruned sweeps in populations of the largest --populations, one for "
+                             "each number of reserve trials per job given (e.g. --reserves 0 8)")
     args = parser.parse_args()
+    if args.reserves:
+        return reserve_sweeps(args)
     splits, in_features = load_splits(args.dataset)
     print(f"Device: {torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'CPU'} (torch {torch.__version__})")
     worst = check_against_solo(splits, in_features)
@@ -131,6 +137,27 @@ def main() -> None:
                   f"{100 * sweep['best']:.2f} % | {params} | "
                   f"{pct(best['mean'], best['se'])} | {pct(best['test_accuracy_mean'], best['test_accuracy_se'])} | "
                   f"{pct(base['mean'], base['se'])} |", flush=True)
+
+
+def reserve_sweeps(args) -> None:
+    population = max(args.populations)
+    print(f"Populations of {population}, hyperband pruner, {args.trials} trials of {args.epochs} epochs, on "
+          f"{torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'CPU'}:\n")
+    print("| reserve trials per job | search | speed-up | population jobs | epochs | pruned | search best val |")
+    print("|---|---|---|---|---|---|---|")
+    first = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for reserve in args.reserves:
+            name = f"reserve-{reserve}"
+            sweep = run_sweep(name, Path(tmp), [
+                f"dataset={args.dataset}", f"epochs={args.epochs}", f"seed={args.seed}",
+                f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.population={population}",
+                f"hydra.sweeper.population_reserve={reserve}", "hydra/sweeper/pruner=hyperband"])
+            search = search_wall_s(sweep["trials"], args.trials)
+            first = first or search
+            jobs = len(list((Path(tmp) / name).glob("population-*")))
+            print(f"| {reserve} | {search:.0f} s | {first / search:.2f}× | {jobs} | {sweep['epochs']} | "
+                  f"{sweep['pruned']} | {100 * sweep['best']:.2f} % |", flush=True)
 
 
 def batch_counts(trials, n_search: int) -> str:
