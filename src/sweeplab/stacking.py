@@ -108,7 +108,6 @@ class Stack(nn.Module):
                         setattr(module, name, nn.Parameter(p.detach().index_select(0, index)))
         self.members = len(members)
 
-
     def extend(self, models: list[nn.Module]) -> None:
         """Take in new members after the current ones, each from its own model (of the members' architecture)."""
         incoming = Stack(models)
