@@ -106,7 +106,7 @@ def main() -> None:
     if args.reserves:
         return reserve_sweeps(args)
     splits, in_features = load_splits(args.dataset)
-    print(f"Device: {torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'CPU'} (torch {torch.__version__})")
+    print(f"Device: {device_name()} (torch {torch.__version__})")
     worst = check_against_solo(splits, in_features)
     print(f"Self-check: stacked members against their lone trainings, largest val accuracy difference {worst:.2f} pp "
           f"(limit {NOISE_PP} pp)")
@@ -125,9 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for population in args.populations:
             name = f"population-{population}"
-            sweep = run_sweep(name, Path(tmp), [
-                f"dataset={args.dataset}", f"epochs={args.epochs}", f"seed={args.seed}",
-                f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.population={population}"], confirm=True)
+            sweep = run_sweep(name, Path(tmp), sweep_overrides(args, population), confirm=True)
             search = search_wall_s(sweep["trials"], args.trials)
             first = first or (search, sweep["wall_s"])
             c, params = confirmed_answer(Path(tmp) / name)
@@ -142,22 +140,30 @@ def main() -> None:
 def reserve_sweeps(args) -> None:
     population = max(args.populations)
     print(f"Populations of {population}, hyperband pruner, {args.trials} trials of {args.epochs} epochs, on "
-          f"{torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'CPU'}:\n")
+          f"{device_name()}:\n")
     print("| reserve trials per job | search | speed-up | population jobs | epochs | pruned | search best val |")
     print("|---|---|---|---|---|---|---|")
     first = None
     with tempfile.TemporaryDirectory() as tmp:
         for reserve in args.reserves:
             name = f"reserve-{reserve}"
-            sweep = run_sweep(name, Path(tmp), [
-                f"dataset={args.dataset}", f"epochs={args.epochs}", f"seed={args.seed}",
-                f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.population={population}",
-                f"hydra.sweeper.population_reserve={reserve}", "hydra/sweeper/pruner=hyperband"])
+            sweep = run_sweep(name, Path(tmp), [*sweep_overrides(args, population),
+                                                f"hydra.sweeper.population_reserve={reserve}",
+                                                "hydra/sweeper/pruner=hyperband"])
             search = search_wall_s(sweep["trials"], args.trials)
             first = first or search
             jobs = len(list((Path(tmp) / name).glob("population-*")))
             print(f"| {reserve} | {search:.0f} s | {first / search:.2f}× | {jobs} | {sweep['epochs']} | "
                   f"{sweep['pruned']} | {100 * sweep['best']:.2f} % |", flush=True)
+
+
+def sweep_overrides(args, population: int) -> list[str]:
+    return [f"dataset={args.dataset}", f"epochs={args.epochs}", f"seed={args.seed}",
+            f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.population={population}"]
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name() if DEVICE.type == "cuda" else "CPU"
 
 
 def batch_counts(trials, n_search: int) -> str:

@@ -21,6 +21,18 @@ def prepare_optimizer(optimizer: torch.optim.Optimizer) -> None:
             group["capturable"] = True
 
 
+def step_for_full_batches(step: Callable[[torch.Tensor], None], batch_size: int, device: torch.device,
+                          inputs: torch.Tensor, optimizers: list[torch.optim.Optimizer], enabled: bool,
+                          augment: bool) -> Callable:
+    """What runs each full batch: ``step`` replayed as a CUDA graph where one can be (on a GPU, inputs already on the
+    device, no augmentation: a graph would replay one draw of its generator), else ``step`` itself."""
+    if not (enabled and device.type == "cuda" and not augment and inputs.device == device):
+        return step
+    for optimizer in optimizers:
+        prepare_optimizer(optimizer)
+    return GraphedStep(step, batch_size, device)
+
+
 class GraphedStep:
     """Runs ``step(index)`` for full batches: a few eager warm-up steps, then one capture, then replays.
 

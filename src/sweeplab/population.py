@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sweeplab.cuda_graph import GraphedStep, prepare_optimizer
+from sweeplab.cuda_graph import step_for_full_batches
 from sweeplab.data import Splits, batches
 from sweeplab.objective import Objective
 from sweeplab.stacking import Stack
@@ -210,12 +210,8 @@ class _Steps:
         # They outlive each epoch, so that a captured graph keeps adding into them.
         self.loss_sum = torch.zeros(self.members, device=self.device)
         self.correct = torch.zeros(self.members, dtype=torch.long, device=self.device)
-        self.full_step = self.step
-        # A graph would replay one draw of the augmentation's generators, and needs its inputs on the device.
-        if graph and self.device.type == "cuda" and not self.augment and self.images.device == self.device:
-            for optimizer in self.optimizer.optimizers:
-                prepare_optimizer(optimizer)
-            self.full_step = GraphedStep(self.step, self.full_size, self.device)
+        self.full_step = step_for_full_batches(self.step, self.full_size, self.device, self.images,
+                                               self.optimizer.optimizers, graph, bool(self.augment))
 
     def __call__(self, index: torch.Tensor) -> None:
         (self.full_step if len(index) == self.full_size else self.step)(index)

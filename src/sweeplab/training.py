@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sweeplab.cuda_graph import GraphedStep, prepare_optimizer
+from sweeplab.cuda_graph import step_for_full_batches
 from sweeplab.data import Splits, batches
 from sweeplab.errors import SweeplabError
 from sweeplab.objective import Objective
@@ -91,11 +91,7 @@ def fit(
         loss_sum.add_(loss.detach(), alpha=len(index))
         correct.add_((output.detach().argmax(1) == y).sum())
 
-    full_batch_step = step
-    # A graph would replay one draw of the augmentation's generator, and needs its inputs on the device.
-    if cuda_graph and device.type == "cuda" and not augment and images.device == device:
-        prepare_optimizer(optimizer)
-        full_batch_step = GraphedStep(step, batch_size, device)
+    full_batch_step = step_for_full_batches(step, batch_size, device, images, [optimizer], cuda_graph, bool(augment))
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
