@@ -11,8 +11,9 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from sweeplab.model import FeedForwardNet
-from sweeplab.population import MemberOptimizer, _per_sample, _Steps
-from sweeplab.stacking import Stack
+from sweeplab.populations.fit import _per_sample, _Steps
+from sweeplab.populations.member_optimizer import MemberOptimizer
+from sweeplab.populations.stack import Stack
 
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda", 0) if CUDA else torch.device("cpu")  # a parameter's device names its index

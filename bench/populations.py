@@ -27,8 +27,9 @@ from sweeplab.data import make_splits
 from sweeplab.data.source import DataPlaces
 from sweeplab.model import FeedForwardNet
 from sweeplab.paths import PACKAGE_CONF
-from sweeplab.population import MemberOptimizer, fit_population
-from sweeplab.stacking import Stack
+from sweeplab.populations.fit import fit_population
+from sweeplab.populations.member_optimizer import MemberOptimizer
+from sweeplab.populations.stack import Stack
 from sweeplab.training import fit
 
 

@@ -73,8 +73,9 @@ def test_a_stack_on_the_gpu_trains_each_member_as_alone(network, caplog):
     leaves, and the others' steps are captured again on the smaller stack."""
     import functools
 
-    from sweeplab.population import MemberOptimizer, fit_population
-    from sweeplab.stacking import Stack, check_same_outputs
+    from sweeplab.populations.fit import fit_population
+    from sweeplab.populations.member_optimizer import MemberOptimizer
+    from sweeplab.populations.stack import Stack, check_same_outputs
 
     splits = random_splits(1000).to(torch.device("cuda"))
     member = stack_and_lone(network)

@@ -38,7 +38,7 @@ def task(cfg: DictConfig) -> float:
         from sweeplab.grid_parent import PARENT_ENV
 
         if link and "population" in link:  # several trials of a study, trained together as one stack
-            from sweeplab.population_job import run_population
+            from sweeplab.populations.job import run_population
 
             return run_population(cfg, output_dir, RunLabels.from_hydra(hydra_cfg), list(hydra_cfg.overrides.task),
                                   link)

@@ -10,8 +10,9 @@ from torch import nn
 
 from sweeplab.data import make_splits
 from sweeplab.model import CNN, FeedForwardNet
-from sweeplab.population import MemberOptimizer, fit_population
-from sweeplab.stacking import NotStackable, Stack, check_same_outputs
+from sweeplab.populations.fit import fit_population
+from sweeplab.populations.member_optimizer import MemberOptimizer
+from sweeplab.populations.stack import NotStackable, Stack, check_same_outputs
 from sweeplab.training import fit
 from tests.framework.user_models import BatchNormNet, TinyLogitsNet
 

@@ -188,7 +188,7 @@ def link_override(plan: SweepPlan, **trials) -> str:
 def population_overrides(members: list, plan: SweepPlan) -> list[str]:
     """One job for a population: the first member's overrides, its own folder, each member's trial id, number and
     the overrides in which it differs from the first, and how many train at once: the members after that many are
-    reserves (see sweeplab.population_job)."""
+    reserves (see sweeplab.populations.job)."""
     first_trial, first = members[0]
     own = ("hydra.sweep.subdir=", LINK_OVERRIDE)
     spec = [{"number": trial.number, "trial_id": compat.trial_id(trial),

@@ -4,7 +4,7 @@ slots, each asking for its next trial as soon as its last one ends (the official
 With ``population`` > 1, a slot asks for up to that many trials at once (and ``reserve`` more, which step into the
 stack where members leave): the first as usual, the others with the values a stack must share (batch size, model)
 pinned to the first's, the sampler choosing their optimizer values; they run as one population job
-(sweeplab.population_job) and are told one by one."""
+(sweeplab.populations.job) and are told one by one."""
 import logging
 import math
 import threading

@@ -21,9 +21,10 @@ from sweeplab.building import build
 from sweeplab.errors import first_line
 from sweeplab.job import Prepared, TrackedTraining, new_model, prepare
 from sweeplab.labels import RunLabels
-from sweeplab.population import MemberOptimizer, fit_population
+from sweeplab.populations.fit import fit_population
+from sweeplab.populations.member_optimizer import MemberOptimizer
+from sweeplab.populations.stack import NotStackable, Stack, check_same_outputs
 from sweeplab.settings import JobSettings
-from sweeplab.stacking import NotStackable, Stack, check_same_outputs
 from sweeplab.training import fit, to_unit
 
 log = logging.getLogger(__name__)
