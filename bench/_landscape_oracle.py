@@ -14,6 +14,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from landscape import NOTES, collect
+from sweeplab.sweep.scaling_sampler import GPThenTPESampler
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 # The real sweep's default hydra.sweeper.params: choice(16, ..., 512) and tag(log, interval(1e-4, 1e-1)).
@@ -35,6 +36,9 @@ def samplers():
         "gp": (lambda seed: s.GPSampler(seed=seed), SPACE),
         "cmaes": (lambda seed: s.CmaEsSampler(seed=seed, warn_independent_sampling=False), SPACE),
         "cmaes-log2": (lambda seed: s.CmaEsSampler(seed=seed), SPACE_LOG2),
+        # sweeplab's default: GP for the first 50 / 100 trials, then tpe-mv-cl
+        "gp-tpe-50": (lambda seed: GPThenTPESampler(gp_trials=50, seed=seed), SPACE),
+        "gp-tpe-100": (lambda seed: GPThenTPESampler(gp_trials=100, seed=seed), SPACE),
     }
 
 

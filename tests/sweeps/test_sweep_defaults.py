@@ -38,7 +38,11 @@ def test_default_search_space_in_config():
     assert sweeper["study_name"] == "mnist-ffn256-adam-10ep"
     assert cfg_hydra("hydra/sweeper=optuna", "objective.direction=minimize")["direction"] == "minimize"
     assert sweeper["n_trials"] == 25
-    assert sweeper["sampler"]["_target_"] == "optuna.samplers.GPSampler"  # issue 11: measured best
+    # GP while the study is small (issue 11: measured best), then TPE (issue 22: asks that stay cheap)
+    assert sweeper["sampler"]["_target_"] == "sweeplab.sweep.scaling_sampler.GPThenTPESampler"
+    assert sweeper["sampler"]["gp_trials"] == 100
+    gp = cfg_hydra("hydra/sweeper=optuna", "hydra/sweeper/sampler=gp")["sampler"]  # one sampler throughout
+    assert gp["_target_"] == "optuna.samplers.GPSampler"
     tpe = cfg_hydra("hydra/sweeper=optuna", "hydra/sweeper/sampler=tpe")["sampler"]  # for many parallel trials
     assert tpe["multivariate"] is True and tpe["constant_liar"] is True
     assert sweeper["params"]["batch_size"].replace(" ", "") == "choice(16,32,64,128,256,512)"
@@ -108,7 +112,7 @@ def test_one_parent_run_with_a_child_per_trial(sweep):
         child = children[trial.number]
         tags = child.data.tags
         assert tags["optuna.study"] == STUDY
-        assert tags["optuna.sampler"] == "GPSampler"
+        assert tags["optuna.sampler"] == "GPThenTPESampler"
         assert tags["seed"] == "42"
         assert tags[STATE_TAG] == "COMPLETE" and child.info.status == "FINISHED"
         assert trial.user_attrs[RUN_ID_ATTR] == child.info.run_id
@@ -132,7 +136,7 @@ def test_parent_run_holds_the_study_summary(sweep):
     assert float(tags["best.optimizer.lr"]) == pytest.approx(best.params["optimizer.lr"])
     # the search space and sampler settings
     assert {"search.batch_size", "search.optimizer.lr", "search.model.width"} <= set(params)
-    assert params["sampler"] == "GPSampler" and params["sampler.seed"] == "42"
+    assert params["sampler"] == "GPThenTPESampler" and params["sampler.seed"] == "42"
     assert params["n_trials"] == str(N_TRIALS) and params["direction"] == "maximize"
 
 

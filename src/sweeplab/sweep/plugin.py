@@ -31,6 +31,17 @@ class SweeplabTPESamplerConf(TPESamplerConfig):
 
 
 @dataclass
+class GPThenTPESamplerConf:
+    """GPSampler for the first gp_trials trials, then multivariate TPE with the constant liar (see
+    sweeplab.sweep.scaling_sampler): GP's choices where a study is small, milliseconds per ask where it is large."""
+    _target_: str = "sweeplab.sweep.scaling_sampler.GPThenTPESampler"
+    seed: int | None = None  # null: the job's seed
+    gp_trials: int = 100  # trials numbered below this ask the GP; docs/benchmarks.md, "A sampler that scales"
+    n_startup_trials: int = 10  # random trials before either model
+    constraints_func: Any | None = None
+
+
+@dataclass
 class NopPrunerConf:
     _target_: str = "optuna.pruners.NopPruner"
 
@@ -72,9 +83,10 @@ class ConfirmConf:
 @dataclass
 class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     _target_: str = "sweeplab.sweep.plugin.SweeplabOptunaSweeper"
-    # GP: measured best on this space (docs/benchmarks.md, "Choosing the sampler"); `hydra/sweeper/sampler=tpe` is
-    # multivariate TPE with the constant liar, the better choice for many trials at once.
-    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp"}, {"pruner": "none"}])
+    # GP while the study is small (measured best on this space: docs/benchmarks.md, "Choosing the sampler"), then
+    # multivariate TPE with the constant liar, whose asks stay cheap at thousands of trials ("A sampler that scales").
+    # `hydra/sweeper/sampler=gp` or `=tpe` keep one sampler throughout.
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp_then_tpe"}, {"pruner": "none"}])
     direction: Any = "${objective.direction}"  # the app's objective decides
     # Same command, same study: re-running it resumes the study instead of starting another.
     study_name: str | None = (
@@ -160,6 +172,7 @@ def register() -> None:
                 replace=True)
     store.store(group="hydra/sweeper/sampler", name="tpe", node=SweeplabTPESamplerConf, provider="sweeplab",
                 replace=True)
+    store.store(group="hydra/sweeper/sampler", name="gp_then_tpe", node=GPThenTPESamplerConf, provider="sweeplab")
     for name, node in PRUNERS.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="sweeplab", replace=True)
     Plugins.instance().register(SweeplabOptunaSweeper)  # Hydra instantiates only the plugin classes it knows
