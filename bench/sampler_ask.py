@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--landscape", type=Path, default=HERE / "landscape-h200.jsonl.gz")
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--gp-max", type=int, default=150, help="trials of GPSampler alone")
-    parser.add_argument("--gp-trials", type=int, nargs="+", default=[100], help="the default's switch points")
+    parser.add_argument("--gp-trials", type=int, nargs="+", default=[50], help="the default's switch points")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -1,6 +1,7 @@
-"""Populations (hydra.sweeper.population=K): the sweeper asks for K trials at a time that share a batch size, trains
-them as one stacked model in one job, and records each as an ordinary trial: its own Optuna state and intermediate
-values, MLflow child run, job folder, weights and config. Checked on what a sweep leaves behind."""
+"""Populations (hydra.sweeper.population=K): the sweeper asks the sampler freely, groups the trials that share a
+batch size, trains each group of up to K as one stacked model in one job, and records each member as an ordinary
+trial: its own Optuna state and intermediate values, MLflow child run, job folder, weights and config. Checked on
+what a sweep leaves behind."""
 import re
 
 import pytest
@@ -28,6 +29,7 @@ def populations(space) -> list[list[int]]:
 def swept(new_sweep):
     space = new_sweep("population")
     args = (f"hydra.sweeper.population={K}", "hydra.sweeper.n_trials=8", f"epochs={EPOCHS}",
+            "hydra.sweeper.params.batch_size=choice(64,128)",
             "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.population_reserve=0",
             "hydra.sweeper.confirm.top_k=2", "hydra.sweeper.confirm.seeds=2")
     code, out, err = space.run(*args)
@@ -39,11 +41,15 @@ def test_trials_run_in_populations_that_share_the_batch_size(swept):
     space, _, _ = swept
     study = space.study()
     groups = populations(space)
-    assert groups[:2] == [[0, 1, 2, 3], [4, 5, 6, 7]]  # the search: two populations of four
+    search = [g for g in groups if g[0] < 8]
+    assert all(max(g) < 8 for g in search) and all(len(g) <= K for g in search)
+    assert max(len(g) for g in search) == K  # two batch sizes over eight trials: one of them fills a population
+    alone = sorted(set(range(8)) - {n for g in search for n in g})  # a batch size only one trial asked for
+    assert all((space.dir / str(n) / ".hydra" / "config.yaml").is_file() for n in alone)
     trials = study.get_trials()
     for group in groups:
         assert len({trials[n].params["batch_size"] for n in group}) == 1
-    for group in groups[:2]:
+    for group in search:
         assert len({trials[n].params["optimizer.lr"] for n in group}) == len(group)  # each its own lr
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     for trial in trials:  # each member reports every epoch it trained, as a trial of its own would
@@ -113,6 +119,7 @@ def test_reserves_fill_the_places_of_members_that_leave(new_sweep):
     the stack when a member leaves, and is recorded like any other member."""
     space = new_sweep("population-reserve")
     code, out, err = space.run("hydra.sweeper.population=2", "hydra.sweeper.n_trials=6", f"epochs={EPOCHS}",
+                               "~hydra.sweeper.params.batch_size",  # one batch size: one group fills each job
                                "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
                                "hydra.sweeper.confirm.top_k=0")
     assert code == 0, err[-3000:]

@@ -40,7 +40,7 @@ def test_default_search_space_in_config():
     assert sweeper["n_trials"] == 25
     # GP while the study is small (issue 11: measured best), then TPE (issue 22: asks that stay cheap)
     assert sweeper["sampler"]["_target_"] == "sweeplab.sweep.scaling_sampler.GPThenTPESampler"
-    assert sweeper["sampler"]["gp_trials"] == 100
+    assert sweeper["sampler"]["gp_trials"] == 50
     gp = cfg_hydra("hydra/sweeper=optuna", "hydra/sweeper/sampler=gp")["sampler"]  # one sampler throughout
     assert gp["_target_"] == "optuna.samplers.GPSampler"
     tpe = cfg_hydra("hydra/sweeper=optuna", "hydra/sweeper/sampler=tpe")["sampler"]  # for many parallel trials

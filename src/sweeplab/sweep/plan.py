@@ -14,6 +14,7 @@ from sweeplab.building import build
 from sweeplab.errors import ConfigError, first_line
 from sweeplab.names import JOURNAL_FILE
 from sweeplab.paths import resolve
+from sweeplab.populations.size import auto_population
 from sweeplab.settings import JobSettings
 from sweeplab import compat
 from sweeplab.sweep.storage import is_journal, open_storage
@@ -73,13 +74,16 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
     """Check every input of the sweep (``sweeper`` is the StudySweeper: the official plugin's keys) and plan it."""
     check_counts(sweeper.n_trials, sweeper.n_jobs, sweeper.max_failure_rate)
     population = check_population(sweeper.population)
-    reserve = population_reserve(sweeper.population_reserve, population, sweeper.pruner_spec)
     if sweeper.custom_search_space:
         sweeper.custom_search_space_extender = import_search_space_hook(sweeper.custom_search_space)
     distributions, fixed, fixed_overrides = search_space(sweeper, arguments)
     config = sweeper.config
     check_job_config(config, distributions)
     fetch_data(config, distributions)
+    if population == "auto":
+        population = auto_population(config, largest_batch_size(config, distributions), sweeper.n_jobs,
+                                     sweeper.n_trials)
+    reserve = population_reserve(sweeper.population_reserve, population, sweeper.pruner_spec)
     sampler, n_trials = build_sampler(sweeper, distributions)
     check_pruner(sweeper.pruner_spec)
     sweep_dir = resolve(config.hydra.sweep.dir)
@@ -109,11 +113,21 @@ def check_counts(n_trials, n_jobs, max_failure_rate) -> None:
         raise ConfigError(f"hydra.sweeper.max_failure_rate must be in 0..1 (got {max_failure_rate!r})")
 
 
-def check_population(population) -> int:
+def check_population(population) -> int | str:
+    if population == "auto":
+        return population
     if isinstance(population, bool) or not isinstance(population, int) or population < 1:
-        raise ConfigError(f"hydra.sweeper.population must be an integer >= 1 (got {population!r}); "
-                          f"e.g. hydra.sweeper.population=8, or 1 to train one trial at a time")
+        raise ConfigError(f"hydra.sweeper.population must be an integer >= 1 or auto (got {population!r}); "
+                          f"e.g. hydra.sweeper.population=8, auto to fill the device, or 1 to train one trial at a time")
     return population
+
+
+def largest_batch_size(config: DictConfig, distributions: dict) -> int:
+    """The largest batch size a trial may train with: the search space's, else the job's."""
+    searched = distributions.get("batch_size")
+    if searched is None:
+        return int(config.batch_size)
+    return int(max(getattr(searched, "choices", None) or (searched.high,)))
 
 
 def population_reserve(reserve, population: int, pruner_spec) -> int:

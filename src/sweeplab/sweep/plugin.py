@@ -36,7 +36,7 @@ class GPThenTPESamplerConf:
     sweeplab.sweep.scaling_sampler): GP's choices where a study is small, milliseconds per ask where it is large."""
     _target_: str = "sweeplab.sweep.scaling_sampler.GPThenTPESampler"
     seed: int | None = None  # null: the job's seed
-    gp_trials: int = 100  # trials numbered below this ask the GP; docs/benchmarks.md, "A sampler that scales"
+    gp_trials: int = 50  # trials numbered below this ask the GP; docs/benchmarks.md, "A sampler that scales"
     n_startup_trials: int = 10  # random trials before either model
     constraints_func: Any | None = None
 
@@ -103,8 +103,9 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     pruner: Any = MISSING
     confirm: ConfirmConf = field(default_factory=ConfirmConf)
     # Trials trained together as one stacked model in one job (same batch size and model, each its own optimizer
-    # values, weights and batch order): several times the throughput for small models. 1 = one trial per job.
-    population: int = 1
+    # values, weights and batch order): several times the throughput for small models. 1 = one trial per job;
+    # auto = as many as fill the GPU's free memory (sweeplab.populations.size), 4 on a CPU.
+    population: Any = 1
     # Reserve trials per population job: each steps into the stack where a member has left (pruned, failed or
     # finished), so the stack stays full. null: as many as the population where a pruner is set, else none.
     population_reserve: int | None = None

@@ -14,7 +14,7 @@ import optuna
 from optuna.samplers import BaseSampler, GPSampler, TPESampler
 from optuna.trial import FrozenTrial
 
-GP_TRIALS = 100  # chosen by measurement: docs/benchmarks.md, "A sampler that scales"
+GP_TRIALS = 50  # chosen by measurement: docs/benchmarks.md, "A sampler that scales"
 
 
 class GPThenTPESampler(BaseSampler):

@@ -83,15 +83,16 @@ class Heartbeat:
     restarts is logged and tried again at the next interval: a short outage does not make a live trial look dead.
     """
 
-    def __init__(self, storage, trial_ids: list[int]):
+    def __init__(self, storage, trial_ids: list[int] | set[int]):
         self.storage = storage
-        self.trial_ids = list(trial_ids)
+        # A set is beaten as it is at each beat: its owner adds and removes trials while they wait (population pool).
+        self.trial_ids = trial_ids if isinstance(trial_ids, set) else list(trial_ids)
         self.interval = storage.get_heartbeat_interval() if compat.is_heartbeat_enabled(storage) else None
         self._stop = threading.Event()
         self._thread = None
 
     def __enter__(self) -> "Heartbeat":
-        if self.interval and self.trial_ids:
+        if self.interval and (self.trial_ids or isinstance(self.trial_ids, set)):
             self._beat()
             self._thread = threading.Thread(target=self._run, name="sweeplab-heartbeat", daemon=True)
             self._thread.start()
@@ -107,7 +108,7 @@ class Heartbeat:
             self._beat()
 
     def _beat(self) -> None:
-        for trial_id in self.trial_ids:
+        for trial_id in list(self.trial_ids):
             try:
                 self.storage.record_heartbeat(trial_id)
             except Exception as error:  # the database may be restarting: try again at the next beat

@@ -1,10 +1,10 @@
 """The trial loop: ask the study for a trial, launch its job, tell the study how it ended — in `slots` parallel
 slots, each asking for its next trial as soon as its last one ends (the official sweeper waits for whole batches).
 
-With ``population`` > 1, a slot asks for up to that many trials at once (and ``reserve`` more, which step into the
-stack where members leave): the first as usual, the others with the values a stack must share (batch size, model)
-pinned to the first's, the sampler choosing their optimizer values; they run as one population job
-(sweeplab.populations.job) and are told one by one."""
+With ``population`` > 1, search trials are asked freely and pooled by the values a stack must share (batch size,
+model) until a group holds that many (and ``reserve`` more, which step into the stack where members leave; see
+sweeplab.sweep.population_pool); confirmation trials that share those values are planned next to each other. Each
+group runs as one population job (sweeplab.populations.job) and its trials are told one by one."""
 import logging
 import math
 import threading
@@ -22,6 +22,7 @@ from sweeplab.errors import first_line
 from sweeplab.names import FAIL_REASON_ATTR, ROLE_ATTR
 from sweeplab.sweep import confirmation
 from sweeplab.sweep.plan import SweepPlan
+from sweeplab.sweep.population_pool import POOL_POPULATIONS, PopulationPool
 from sweeplab.sweep.study import claim, reap_dead_trials, started
 from sweeplab.sweep.trial_link import Heartbeat
 
@@ -42,17 +43,28 @@ class TrialLoop:
         self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
         self.failures, self.stop = 0, False
         self.pending = []  # trials asked for a population they could not join: each runs next, on its own
+        full = plan.population + plan.reserve
+        self.pool = PopulationPool(full, POOL_POPULATIONS * full) if self._pooled else None
 
     def run(self) -> int:
         """Run trials until the study holds its search and confirmation trials, or too many failed; return the
         failures."""
-        if self.slots == 1:
-            self._slot()
-        else:
-            with ThreadPoolExecutor(self.slots, thread_name_prefix="trial-slot") as pool:
-                for done in [pool.submit(self._slot) for _ in range(self.slots)]:
-                    done.result()
+        with Heartbeat(self.plan.storage, self.pool.trial_ids if self.pool else []):  # trials waiting in the pool
+            if self.slots == 1:
+                self._slot()
+            else:
+                with ThreadPoolExecutor(self.slots, thread_name_prefix="trial-slot") as pool:
+                    for done in [pool.submit(self._slot) for _ in range(self.slots)]:
+                        done.result()
+        for trial, _ in self.pool.drain() if self.pool else []:  # left waiting when too many trials failed
+            tell(self.study, trial, {"failed": "the sweep stopped (too many failures) before its population ran"})
+            self.on_failed(self.study, self.study.get_trials(deepcopy=False)[trial.number])
         return self.failures
+
+    @property
+    def _pooled(self) -> bool:
+        """Search trials run in populations grouped by their shared values (see population_pool)."""
+        return self.plan.population > 1 and bool(self.plan.member_keys)
 
     def _slot(self) -> None:
         while (members := self._next()) is not None:
@@ -86,7 +98,13 @@ class TrialLoop:
                     return self._grow(first, self._search_trial)
                 return self._grow(first, self._confirmation_asker(self._confirmation_jobs()))
             reap_dead_trials(self.study, self.on_failed)
-            if started(self.study) < self.plan.n_trials:
+            if self.pool is not None:
+                group = self._pooled_search()
+                if group is not None:
+                    return group
+                if started(self.study) < self.plan.n_trials:
+                    return WAIT  # another worker took the last search trial
+            elif started(self.study) < self.plan.n_trials:
                 first = self._search_trial()
                 return WAIT if first is None else self._grow(first, self._search_trial)
             if not self.plan.confirm.enabled:
@@ -124,6 +142,18 @@ class TrialLoop:
                 break
             members.append(member)
         return members
+
+    def _pooled_search(self) -> list | None:
+        """Ask search trials into the pool until one group is full (it runs), the pool is at its limit or the search
+        has all its trials (then its largest group runs as it is); None when the pool is empty."""
+        while len(self.pool) < self.pool.limit:
+            member = self._search_trial()
+            if member is None:
+                break
+            full = self.pool.add(self.plan.shared_values(member[0].params), member, compat.trial_id(member[0]))
+            if full:
+                return full
+        return self.pool.take_largest()
 
     def _search_trial(self, shared: dict | None = None):
         if started(self.study) >= self.plan.n_trials:
