@@ -57,7 +57,8 @@ def test_three_workers_finish_one_study_together(study):
 def test_two_workers_share_a_study_in_populations(study):
     """Each worker trains populations of three trials (one stacked job each) against the shared PostgreSQL study."""
     n_trials = 6
-    workers = [study.start(f"w{i}", f"hydra.sweeper.n_trials={n_trials}", "epochs=2", "hydra.sweeper.population=3")
+    workers = [study.start(f"w{i}", f"hydra.sweeper.n_trials={n_trials}", "epochs=2", "hydra.sweeper.population=3",
+                           "~hydra.sweeper.params.batch_size")  # one batch size: each worker's trials fill a stack
                for i in range(2)]
     for worker in workers:
         assert worker.wait() == 0, worker.log()[-3000:]

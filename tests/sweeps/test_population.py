@@ -29,7 +29,7 @@ def populations(space) -> list[list[int]]:
 def swept(new_sweep):
     space = new_sweep("population")
     args = (f"hydra.sweeper.population={K}", "hydra.sweeper.n_trials=8", f"epochs={EPOCHS}",
-            "hydra.sweeper.params.batch_size=choice(64,128)",
+            "hydra.sweeper.params.batch_size='choice(64,128)'",
             "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.population_reserve=0",
             "hydra.sweeper.confirm.top_k=2", "hydra.sweeper.confirm.seeds=2")
     code, out, err = space.run(*args)
@@ -162,7 +162,7 @@ def test_a_nan_member_fails_alone(new_sweep):
 def test_joblib_runs_one_population_per_slot(new_sweep):
     space = new_sweep("population-joblib")
     code, out, err = space.run("hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4",
-                               "hydra.sweeper.population=2", without=("threads",))
+                               "hydra.sweeper.population=2", "~hydra.sweeper.params.batch_size", without=("threads",))
     assert code == 0, err[-3000:]
     assert "Joblib.Parallel" in out
     assert sorted(map(sorted, populations(space))) == [[0, 1], [2, 3]]
@@ -172,7 +172,8 @@ def test_joblib_runs_one_population_per_slot(new_sweep):
 def test_a_model_it_cannot_stack_trains_its_members_one_at_a_time(new_sweep):
     space = new_sweep("population-unstackable")
     code, out, err = space.run("model._target_=tests.framework.user_models.BatchNormNet", "~model.width",
-                               "hydra.sweeper.n_trials=2", "hydra.sweeper.population=2")
+                               "hydra.sweeper.n_trials=2", "hydra.sweeper.population=2",
+                               "~hydra.sweeper.params.batch_size")  # one batch size: both trials in one job
     assert code == 0, err[-3000:]
     assert "cannot be stacked" in out + err and "BatchNorm1d" in out + err
     assert populations(space) == [[0, 1]]

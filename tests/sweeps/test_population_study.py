@@ -91,7 +91,9 @@ def test_trials_left_in_the_pool_fail_when_the_sweep_stops(new_sweep):
     a FAILED run, instead of staying RUNNING."""
     space = new_sweep("population-stopped")
     code, _, err = space.run("hydra.sweeper.population=4", "hydra.sweeper.n_trials=12", "epochs=1", "optimizer=sgd",
-                             "hydra.sweeper.params.optimizer.lr='interval(1e29, 1e30)'",  # every loss diverges
+                             # every loss diverges
+                             "hydra.sweeper.params={batch_size:'choice(16,32,64,128,256,512)',"
+                             "optimizer.lr:'interval(1e29, 1e30)'}",
                              "hydra.sweeper.max_failure_rate=0", "hydra/sweeper/sampler=random")
     assert code == 1 and "trials failed, more than max_failure_rate=" in err
     trials = space.study().get_trials()

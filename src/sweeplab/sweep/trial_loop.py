@@ -3,7 +3,7 @@ slots, each asking for its next trial as soon as its last one ends (the official
 
 With ``population`` > 1, search trials are asked freely and pooled by the values a stack must share (batch size,
 model) until a group holds that many (and ``reserve`` more, which step into the stack where members leave; see
-sweeplab.sweep.population_pool); confirmation trials that share those values are planned next to each other. Each
+sweeplab.populations.pool); confirmation trials that share those values are planned next to each other. Each
 group runs as one population job (sweeplab.populations.job) and its trials are told one by one."""
 import logging
 import math
@@ -22,7 +22,7 @@ from sweeplab.errors import first_line
 from sweeplab.names import FAIL_REASON_ATTR, ROLE_ATTR
 from sweeplab.sweep import confirmation
 from sweeplab.sweep.plan import SweepPlan
-from sweeplab.sweep.population_pool import POOL_POPULATIONS, PopulationPool
+from sweeplab.populations.pool import POOL_POPULATIONS, PopulationPool
 from sweeplab.sweep.study import claim, reap_dead_trials, started
 from sweeplab.sweep.trial_link import Heartbeat
 
@@ -63,7 +63,7 @@ class TrialLoop:
 
     @property
     def _pooled(self) -> bool:
-        """Search trials run in populations grouped by their shared values (see population_pool)."""
+        """Search trials run in populations grouped by their shared values (see sweeplab.populations.pool)."""
         return self.plan.population > 1 and bool(self.plan.member_keys)
 
     def _slot(self) -> None:
