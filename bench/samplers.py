@@ -42,7 +42,10 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=256)
     parser.add_argument("--trials", type=int, nargs="+", default=[20, 25, 30],
                         help="search trials before confirmation; the first is the sweep's n_trials")
-    parser.add_argument("--samplers", nargs="+", default=list(samplers()), choices=list(samplers()))
+    parser.add_argument("--samplers", nargs="+", choices=list(samplers()),
+                        default=[name for name in samplers() if not name.startswith("gp-tpe")],
+                        help="gp-tpe-50 / gp-tpe-100: sweeplab's default GP then TPE (docs/benchmarks.md, "
+                             "'A sampler that scales')")
     parser.add_argument("--pairs", nargs="+", default=["3,2", "3,3", "5,2", "2,2", "2,3", "2,4", "3,4", "5,3"],
                         help="confirmation settings top_k,seeds")
     parser.add_argument("--target", type=float, default=0.75, help="median goal, as a share of the best true gain")
