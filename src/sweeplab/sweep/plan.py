@@ -117,8 +117,8 @@ def check_population(population) -> int | str:
     if population == "auto":
         return population
     if isinstance(population, bool) or not isinstance(population, int) or population < 1:
-        raise ConfigError(f"hydra.sweeper.population must be an integer >= 1 or auto (got {population!r}); "
-                          f"e.g. hydra.sweeper.population=8, auto to fill the device, or 1 to train one trial at a time")
+        raise ConfigError(f"hydra.sweeper.population must be an integer >= 1 or auto (got {population!r}); e.g. "
+                          f"hydra.sweeper.population=8, auto to fill the device, or 1 to train one trial at a time")
     return population
 
 
