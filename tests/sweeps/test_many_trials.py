@@ -7,14 +7,13 @@ from sweeplab.names import KIND_TAG, PARENT_TAG
 
 pytestmark = pytest.mark.slow
 N_TRIALS = 8
-SPACE = "hydra.sweeper.params={batch_size:'choice(16,64)',optimizer.lr:'tag(log, interval(1e-3, 1e-2))'," \
-        "model:'choice(ffn128,ffn256)'}"
+SPACE = ("hydra.sweeper.params.batch_size='choice(16,64)'", "+hydra.sweeper.params.model='choice(ffn128,ffn256)'")
 
 
 @pytest.fixture(scope="module")
 def study_sweep(new_sweep):
     sweep = new_sweep("many")
-    code, _out, err = sweep.run(SPACE, "hydra/sweeper/sampler=tpe", f"hydra.sweeper.n_trials={N_TRIALS}", "epochs=1")
+    code, _out, err = sweep.run(*SPACE, "hydra/sweeper/sampler=tpe", f"hydra.sweeper.n_trials={N_TRIALS}", "epochs=1")
     assert code == 0, err[-3000:]
     sweep.log = _out + err
     return sweep
