@@ -205,6 +205,9 @@ class RunLog:
         self.client = client
         self.run_id = run_id
         self._in_flight = None  # the last metrics batch, written by MLflow's async logging thread
+        # A server takes writes from many clients at once; an SQLite file has one writer, and a background thread
+        # writing to it makes the job's own writes wait for its lock (about a second per trial, measured).
+        self._asynchronous = urlparse(client.tracking_uri).scheme in ("http", "https")
 
     @classmethod
     def start(cls, client, experiment_id, run_name, params: dict, tags: dict, parent_run_id=None) -> "RunLog":
@@ -234,13 +237,15 @@ class RunLog:
             self.client.log_inputs(self.run_id, inputs)
 
     def metrics(self, values: dict[str, float], step: int | None = None, tags: dict | None = None) -> None:
-        """Written while the job goes on (MLflow's asynchronous logging); one batch at a time is in flight, and
-        ``end`` waits for it, so a finished run holds everything, and a crash loses at most the batch in flight."""
+        """On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time
+        is in flight, and ``end`` waits for it, so a finished run holds everything, and a crash loses at most the
+        batch in flight. On a database store, written at once."""
         self.wait()
         now = int(time.time() * 1000)
         self._in_flight = self.client.log_batch(
             self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()],
-            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()], synchronous=False)
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+            synchronous=not self._asynchronous)
 
     def wait(self) -> None:
         in_flight, self._in_flight = self._in_flight, None
