@@ -109,6 +109,10 @@ def breakdown(lines: list[str], trials: int, wall: float) -> dict:
     epochs = sum(sections.get("epochs", 0.0) for sections in per_trial.values())
     in_steady_trials = sum(result[k] for k in KEYS[:-1] if k != "epochs") * len(steady)
     result["fixed"] = (wall - epochs - in_steady_trials) / trials  # start-up, first trial, end: spread over all
+    first = min(per_trial.items(), key=lambda item: int(item[0]))[1]
+    result["first_trial_s"] = sum(first.get(k, 0.0) for k in ("sampler", "launch", "optuna"))
+    result["start_and_end_s"] = wall - sum(sum(t.get(k, 0.0) for k in ("sampler", "launch", "optuna"))
+                                           for t in per_trial.values())
     result["epochs_total"] = epochs
     return result
 
@@ -138,6 +142,8 @@ def summary(label: str, results: list[dict]) -> list[str]:
         lines.append("  per trial, wall s: " + "  ".join(f"{k} {mean('sections', k):.4f}" for k in KEYS))
         lines.append("  per trial, CPU s:  " + "  ".join(f"{k} {mean('sections', 'cpu.' + k):.4f}"
                                                        for k in KEYS[:-1]))
+        lines.append(f"  fixed: first trial {mean('sections', 'first_trial_s'):.2f} s, the sweep's start and end "
+                     f"(interpreter, imports, plan, parent run, report) {mean('sections', 'start_and_end_s'):.2f} s")
         loop = sum(mean("sections", k) for k in KEYS[:-1] if k != "epochs")
         lines.append(f"  in the loop (every trial after the first, epochs left out): {loop:.3f} s per trial")
     lines.append(f"  store per trial: mlflow.db {mean('mlflow_db_bytes') / 1024:.1f} KiB, optuna.journal "
