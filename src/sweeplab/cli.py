@@ -22,11 +22,12 @@ from sweeplab.paths import set_project_root
 def task(cfg: DictConfig) -> float:
     from sweeplab import timing
 
-    with timing.section("job"):
-        try:
+    job = Path(HydraConfig.get().runtime.output_dir).name  # a sweep's job folder: its trial number
+    try:
+        with timing.section("job"):
             return _task(cfg)
-        finally:
-            timing.write(Path(HydraConfig.get().runtime.output_dir).name)
+    finally:
+        timing.write(job)
 
 
 def _task(cfg: DictConfig) -> float:
