@@ -1,6 +1,7 @@
 """Load check: 4 workers × 25 very short trials on one study, against a real PostgreSQL and MLflow server.
 
     .venv/bin/python tests/services.py -- .venv/bin/python bench/load_check.py [--workers 4] [--trials-per-worker 25]
+    .venv/bin/python tests/services.py -- .venv/bin/python bench/load_check.py --trials-per-worker 250   # 1 000
 
 Prints trials per minute, errors and lost trials/runs (target: 0 and 0). Exits non-zero if anything was lost, or if a
 password of the servers (tests/services.py starts both asking for one) is in a worker's log or saved config.
@@ -74,6 +75,7 @@ def main() -> int:
     complete = {t.number for t in finished if t.state == TrialState.COMPLETE}
     with_metric = {int(r.data.tags["optuna.trial"]) for r in children if "best_val_accuracy" in r.data.metrics}
 
+    usable = usability(client, experiment, parents, children)
     logs = "".join((root / f"w{i}.log").read_text(errors="replace") for i in range(args.workers))
     saved = logs + "".join(p.read_text(errors="replace") for p in root.rglob("*.yaml"))  # Hydra's, the results'
     first = min(t.datetime_start for t in finished)
@@ -104,6 +106,7 @@ def main() -> int:
         "trials per minute, overall": f"{len(finished) / wall_s * 60:.1f}",
         "trials per minute, first start to last end": f"{len(finished) / steady_s * 60:.1f}",
         "MLflow runs": f"{len(parents)} parent, {len(children)} children, {len(with_metric)} with best_val_accuracy",
+        **usable,
         **{what: str(count) for what, count in errors.items()},
         "lost trials": str(lost_trials),
         "lost runs": str(lost_runs),
@@ -115,6 +118,25 @@ def main() -> int:
     print(f"  {'worker logs':<44} {root}")
     leaked = errors["passwords in worker logs or saved configs"]
     return 1 if lost_trials or lost_runs or leaked or errors["workers exiting non-zero"] else 0
+
+
+def usability(client: MlflowClient, experiment, parents: list, children: list) -> dict[str, str]:
+    """How a large study reads back: the parent run (its page) and a search of the children by a value that varies
+    (docs/sweeps.md's search string), timed."""
+    if not (experiment and parents and children):
+        return {}
+    started = time.perf_counter()
+    parent = client.get_run(parents[0].info.run_id)
+    parent_s = time.perf_counter() - started
+    batch_size = children[0].data.params.get("batch_size")
+    started = time.perf_counter()
+    found = client.search_runs([experiment.experiment_id], max_results=5000, filter_string=(
+        f"tags.`{PARENT_TAG}` = '{parent.info.run_id}' and params.batch_size = '{batch_size}'"))
+    search_s = time.perf_counter() - started
+    expected = sum(r.data.params.get("batch_size") == batch_size for r in children)
+    return {"parent run read": f"{parent_s:.2f} s ({len(parent.data.params)} params, {len(parent.data.metrics)} "
+                               f"metrics)",
+            f"children found by params.batch_size = '{batch_size}'": f"{len(found)} of {expected} in {search_s:.2f} s"}
 
 
 def passwords() -> list[str]:

@@ -56,6 +56,19 @@ def test_hydras_command_line_and_config_repository(tmp_path):
     assert callable(getattr(compat.ConfigSearchPathImpl(), "append", None)), CHECK
 
 
+def test_hydras_value_overrides_on_a_composed_config():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"batch_size": 128, "optimizer": {"lr": 0.001}, "hydra": {"job": {"env_set": {}}}})
+    OmegaConf.set_struct(config, True)
+    overrides = OverridesParser.create().parse_overrides(["batch_size=16", "optimizer.lr=0.01",
+                                                           "++hydra.job.env_set.X='{\"a\": 1}'"])
+    compat.ConfigLoaderImpl._apply_overrides_to_config(overrides, config)
+    assert OmegaConf.to_container(config) == {"batch_size": 16, "optimizer": {"lr": 0.01},
+                                              "hydra": {"job": {"env_set": {"X": '{"a": 1}'}}}}, CHECK
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError):
         compat.no_such_private_api  # noqa: B018

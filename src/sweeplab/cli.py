@@ -20,6 +20,17 @@ from sweeplab.paths import set_project_root
 
 
 def task(cfg: DictConfig) -> float:
+    from sweeplab import timing
+
+    job = Path(HydraConfig.get().runtime.output_dir).name  # a sweep's job folder: its trial number
+    try:
+        with timing.section("job"):
+            return _task(cfg)
+    finally:
+        timing.write(job)
+
+
+def _task(cfg: DictConfig) -> float:
     start_up = _pause_collector_for_start_up()
     from sweeplab.settings import JobSettings  # imported here so that `--help` and `--cfg` stay fast
 
@@ -69,9 +80,11 @@ def _trial_link(link: dict | None):
     """The link to this job's Optuna trial, or None; Optuna (~0.5 s of imports) loads only inside a trial."""
     if not link:
         return None
+    from sweeplab import timing
     from sweeplab.sweep.trial_link import TrialLink
 
-    return TrialLink.from_link(link)
+    with timing.section("optuna"):
+        return TrialLink.from_link(link)
 
 
 def _pause_collector_for_start_up() -> bool:

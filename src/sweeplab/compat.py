@@ -16,6 +16,8 @@ _LAZY = {
     "OptunaSweeperImpl": ("hydra_plugins.hydra_optuna_sweeper._impl", "OptunaSweeperImpl"),  # the official sweeper
     "create_params_from_overrides": ("hydra_plugins.hydra_optuna_sweeper._impl", "create_params_from_overrides"),
     "is_heartbeat_enabled": ("optuna.storages._heartbeat", "is_heartbeat_enabled"),
+    # its static _apply_overrides_to_config sets value overrides on a composed config (sweep/compose.py)
+    "ConfigLoaderImpl": ("hydra._internal.config_loader_impl", "ConfigLoaderImpl"),
 }
 # RDBStorage methods that Optuna's cache layer calls directly, which sweep/storage.py retries like the public ones.
 RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",

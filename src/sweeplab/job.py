@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import checkpoint
+from sweeplab import checkpoint, timing
 from sweeplab.building import build, build_model
 from sweeplab.data import Splits, make_splits
 from sweeplab.data.source import DataPlaces, LoadedData
@@ -33,10 +33,23 @@ def fetch_dataset(cfg: DictConfig, settings: JobSettings) -> None:
 
 
 def load_data(cfg: DictConfig, settings: JobSettings):
-    """The dataset's splits on the job's device, with the facts a model may be built from."""
-    data: LoadedData = build(cfg.dataset.source, key="dataset.source").load(data_places(settings), settings.split_seed)
-    splits = make_splits(data.train, data.test, settings.val_size, settings.split_seed).to(settings.device)
-    return splits, data
+    """The dataset's splits on the job's device, with the facts a model may be built from.
+
+    The jobs of a sweep that Hydra's basic launcher runs in one process share them: the last dataset loaded is kept
+    for the next job that asks for the same data (the same dataset config, places, split seed, validation size and
+    device). The loop only reads the split tensors (batches are gathered copies), so sharing them is safe."""
+    key = (OmegaConf.to_yaml(cfg.dataset, resolve=True), data_places(settings), settings.split_seed,
+           settings.val_size, str(settings.device))
+    if _last_loaded.get("key") != key:
+        _last_loaded.clear()  # one dataset at a time: a sweep over datasets holds no more memory than before
+        data: LoadedData = build(cfg.dataset.source, key="dataset.source").load(data_places(settings),
+                                                                                settings.split_seed)
+        splits = make_splits(data.train, data.test, settings.val_size, settings.split_seed).to(settings.device)
+        _last_loaded.update(key=key, value=(splits, data))
+    return _last_loaded["value"]
+
+
+_last_loaded: dict = {}
 
 
 def data_facts(data: LoadedData) -> dict:
@@ -82,11 +95,14 @@ def prepare(cfg: DictConfig, in_trial: bool) -> Prepared:
     settings = JobSettings.from_config(cfg)
     objective = Objective.from_config(cfg.objective)
     # A single job fails fast on an unreachable server; a sweep's trial waits as long as MLflow's own retries would.
-    client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=120.0 if in_trial else 0.0) if cfg.mlflow.enabled else None
+    with timing.section("tracking"):
+        client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=120.0 if in_trial else 0.0) \
+            if cfg.mlflow.enabled else None
     if settings.threads:
         torch.set_num_threads(settings.threads)
     started = time.perf_counter()
-    splits, data = load_data(cfg, settings)
+    with timing.section("setup"):
+        splits, data = load_data(cfg, settings)
     return Prepared(settings, objective, splits, data, data_facts(data), build(cfg.loss, key="loss"), client, started)
 
 
@@ -107,52 +123,63 @@ class TrackedTraining:
         self.cfg, self.prepared, self.trial, self.output_dir = cfg, prepared, trial, output_dir
         self.settings = settings  # the training's own: a population member's seed and optimizer values
         self.trained = []
-        self.run = _start_run(cfg, prepared.client, self.settings, labels, trial, output_dir, parent_run_id) \
-            if prepared.client else None
-        if self.run:
-            self.run.dataset(cfg.dataset.name, prepared.data, str(cfg.dataset.source.get("_target_")),
-                             prepared.settings.data_dir)
+        with timing.section("tracking"):
+            self.run = _start_run(cfg, prepared.client, self.settings, labels, trial, output_dir, parent_run_id) \
+                if prepared.client else None
+            if self.run:
+                self.run.dataset(cfg.dataset.name, prepared.data, str(cfg.dataset.source.get("_target_")),
+                                 prepared.settings.data_dir)
         if trial:
-            trial.remember(output_dir, self.run.run_id if self.run else None)
+            with timing.section("optuna"):
+                trial.remember(output_dir, self.run.run_id if self.run else None)
 
     def epoch(self, metrics) -> None:
         """Log an epoch's metrics; in a sweep, report it to the trial (which raises trial.Pruned to stop)."""
         self.trained.append(metrics)
+        timing.add("epochs", metrics.epoch_time_s)
         if self.run:
-            self.run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
+            with timing.section("tracking"):
+                self.run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
         if self.trial:
             # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
             objective = self.prepared.objective
-            self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)))
+            with timing.section("optuna"):
+                self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)))
 
     def finish(self, model: torch.nn.Module, history) -> float:
         """Test the best epoch's weights, save them, log the results; return the objective."""
         prepared, objective = self.prepared, self.prepared.objective
-        model.load_state_dict(history.best_state)
-        test_loss, test_accuracy = evaluate(model, *prepared.splits.test, loss_fn=prepared.loss_fn)
-        checkpoint.save(self.output_dir / WEIGHTS_FILE, history.best_state, prepared.facts, prepared.data.class_names)
+        with timing.section("evaluation"):
+            model.load_state_dict(history.best_state)
+            test_loss, test_accuracy = evaluate(model, *prepared.splits.test, loss_fn=prepared.loss_fn)
+        with timing.section("checkpoint"):
+            checkpoint.save(self.output_dir / WEIGHTS_FILE, history.best_state, prepared.facts,
+                            prepared.data.class_names)
         if self.trial:
-            self.trial.record(test_accuracy=test_accuracy)
+            with timing.section("optuna"):
+                self.trial.record(test_accuracy=test_accuracy)
         best = history.best
         value = objective.of(best)
         log.info("best %s %.4f (epoch %d), test acc %.4f, %.1f s on %s", objective.metric, value, best.epoch,
                  test_accuracy, time.perf_counter() - prepared.started, prepared.settings.device)
         if self.run:
-            self.run.metrics({
-                f"best_{objective.metric}": value, "best_epoch": best.epoch, "test_accuracy": test_accuracy,
-                "test_loss": test_loss, "train_time_s": sum(m.epoch_time_s for m in history.epochs),
-                "epochs_trained": len(history.epochs),
-            })
-            self.run.artifact(self.output_dir / WEIGHTS_FILE)
-            self.run.artifact(self.output_dir / ".hydra", "hydra")
-            self.run.tags({STATE_TAG: "COMPLETE"})
-            self.run.end("FINISHED")
+            with timing.section("tracking"):
+                self._log_results(history, value, test_loss, test_accuracy)
         return value
+
+    def _log_results(self, history, value: float, test_loss: float, test_accuracy: float) -> None:
+        self.run.artifact(self.output_dir / WEIGHTS_FILE)
+        self.run.artifact(self.output_dir / ".hydra", "hydra")
+        self.run.metrics({
+            f"best_{self.prepared.objective.metric}": value, "best_epoch": history.best.epoch,
+            "test_accuracy": test_accuracy, "test_loss": test_loss,
+            "train_time_s": sum(m.epoch_time_s for m in history.epochs), "epochs_trained": len(history.epochs),
+        }, tags={STATE_TAG: "COMPLETE"})
+        self.run.end("FINISHED")
 
     def pruned(self, reason: BaseException) -> None:
         if self.run:
-            self.run.metrics({"epochs_trained": len(self.trained)})
-            self.run.tags({STATE_TAG: "PRUNED"})
+            self.run.metrics({"epochs_trained": len(self.trained)}, tags={STATE_TAG: "PRUNED"})
             self.run.end("KILLED", str(reason))
 
     def failed(self, error: BaseException) -> None:
@@ -170,8 +197,9 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     ``parent_run_id``. ``parent_run_id`` nests the run under a grid sweep's parent run."""
     prepared = prepare(cfg, trial is not None)
     settings = prepared.settings
-    model = new_model(cfg, prepared, settings.seed)
-    optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
+    with timing.section("setup"):
+        model = new_model(cfg, prepared, settings.seed)
+        optimizer = build(cfg.optimizer, key="optimizer")(model.parameters())
     tracked = TrackedTraining(cfg, settings, prepared, labels or RunLabels.from_config(cfg), trial, output_dir,
                               parent_run_id)
     try:

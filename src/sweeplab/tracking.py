@@ -1,4 +1,5 @@
 """MLflow tracking: one run per job, written through MlflowClient (no global active-run state to inherit)."""
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +26,12 @@ WRITE_PERMISSIONS = ("EDIT", "MANAGE")  # basic-auth's permissions that may crea
 
 def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) -> MlflowClient:
     """Fail fast, naming the URI, when the tracking store cannot be reached; a server that is down is asked again
-    for up to ``patience_s`` (a trial in a running sweep rides out a server restart instead of failing)."""
+    for up to ``patience_s`` (a trial in a running sweep rides out a server restart instead of failing).
+
+    One client per tracking URI and process: the jobs of an in-process sweep reuse the first job's client, checked
+    once (later calls then ride on MLflow's own retries)."""
+    if tracking_uri in _clients:
+        return _clients[tracking_uri]
     scheme = urlparse(tracking_uri).scheme
     if urlparse(tracking_uri).password:
         raise TrackingError(
@@ -62,7 +68,11 @@ def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) 
     client = MlflowClient(tracking_uri)
     if scheme in ("http", "https"):
         check_login(client)
+    _clients[tracking_uri] = client
     return client
+
+
+_clients: dict[str, MlflowClient] = {}
 
 
 def check_login(client: MlflowClient) -> None:
@@ -117,7 +127,17 @@ def _status(error: MlflowException) -> str:
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    """Create the experiment once; when another process wins the race, use theirs."""
+    """Create the experiment once; when another process wins the race, use theirs. Remembered per client."""
+    key = (id(client), name)
+    if key not in _experiments:
+        _experiments[key] = _get_or_create_experiment(client, name, artifact_root)
+    return _experiments[key]
+
+
+_experiments: dict[tuple, str] = {}
+
+
+def _get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
     try:
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
@@ -156,6 +176,7 @@ def where_to_look(tracking_uri: str, experiment_id: str, default_db: Path) -> st
     return f"{tracking_uri.rstrip('/')}/{page}"
 
 
+@functools.cache
 def git_commit() -> str | None:
     try:
         result = subprocess.run(
@@ -183,6 +204,10 @@ class RunLog:
     def __init__(self, client: MlflowClient, run_id: str):
         self.client = client
         self.run_id = run_id
+        self._in_flight = None  # the last metrics batch, written by MLflow's async logging thread
+        # A server takes writes from many clients at once; an SQLite file has one writer, and a background thread
+        # writing to it makes the job's own writes wait for its lock (about a second per trial, measured).
+        self._asynchronous = urlparse(client.tracking_uri).scheme in ("http", "https")
 
     @classmethod
     def start(cls, client, experiment_id, run_name, params: dict, tags: dict, parent_run_id=None) -> "RunLog":
@@ -199,12 +224,9 @@ class RunLog:
         return log
 
     def dataset(self, name: str, data, source: str, data_dir: Path) -> None:
-        """The training data as an MLflow dataset input (the runs table's Dataset column): name, digest, source."""
-        digest = dataset_digest(data)
-        profile = json.dumps({"train": len(data.train[1]), "test": len(data.test[1]), "classes": data.num_classes,
-                              "input_shape": list(data.input_shape)})
-        dataset = Dataset(name, digest, "sweeplab", f"{source} in {data_dir}", profile=profile)
-        inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])]
+        """The training data as an MLflow dataset input (the runs table's Dataset column): name, digest, source.
+        MLflow stores the dataset once per experiment (by name and digest); each run links to it."""
+        inputs = [DatasetInput(_dataset(name, data, source, data_dir), [InputTag("mlflow.data.context", "train")])]
         try:
             self.client.log_inputs(self.run_id, inputs)
         except MlflowException as error:
@@ -214,9 +236,21 @@ class RunLog:
                 raise
             self.client.log_inputs(self.run_id, inputs)
 
-    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+    def metrics(self, values: dict[str, float], step: int | None = None, tags: dict | None = None) -> None:
+        """On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time
+        is in flight, and ``end`` waits for it, so a finished run holds everything, and a crash loses at most the
+        batch in flight. On a database store, written at once."""
+        self.wait()
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()])
+        self._in_flight = self.client.log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+            synchronous=not self._asynchronous)
+
+    def wait(self) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.wait()  # raises the batch's MlflowException, if any
 
     def tags(self, values: dict[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
@@ -228,7 +262,26 @@ class RunLog:
             self.client.log_artifact(self.run_id, str(path), folder)
 
     def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
+        try:
+            self.wait()
+        except MlflowException:
+            if status == "FINISHED":
+                raise  # the job fails, and its run ends FAILED
         if reason:
             self.client.set_tag(self.run_id, END_REASON_TAG, reason[:5000])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
 
+
+
+def _dataset(name: str, data, source: str, data_dir: Path) -> Dataset:
+    """The dataset entity of a job's data; the jobs of one process that share their data (see job.load_data) share
+    it too, so its digest is computed once."""
+    if _last_dataset.get("of") is not data or _last_dataset.get("key") != (name, source, data_dir):
+        profile = json.dumps({"train": len(data.train[1]), "test": len(data.test[1]), "classes": data.num_classes,
+                              "input_shape": list(data.input_shape)})
+        dataset = Dataset(name, dataset_digest(data), "sweeplab", f"{source} in {data_dir}", profile=profile)
+        _last_dataset.update(of=data, key=(name, source, data_dir), dataset=dataset)
+    return _last_dataset["dataset"]
+
+
+_last_dataset: dict = {}

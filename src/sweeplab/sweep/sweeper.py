@@ -20,6 +20,7 @@ from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_AT
 from sweeplab.paths import project_root
 from sweeplab.settings import cpu_count
 from sweeplab.sweep import confirmation, parent_run, report
+from sweeplab.sweep.compose import compose_once
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_study
 from sweeplab.sweep.trial_loop import TrialLoop
@@ -44,6 +45,10 @@ class StudySweeper(compat.OptunaSweeperImpl):
         self.confirm = confirm
         self.population = population
         self.population_reserve = population_reserve
+
+    def setup(self, **kwargs) -> None:
+        super().setup(**kwargs)
+        compose_once(self.launcher)  # in-process jobs: each job's config composed once per choice of groups
 
     def run(self, arguments: list[str]) -> None:
         """The whole sweep; raises SweeplabError (bad input, before any trial) or SweepFailed (after trials ran)."""

@@ -12,6 +12,9 @@ from sweeplab.sweep.storage import open_storage
 
 log = logging.getLogger(__name__)
 
+# One storage per URL and process: the jobs that a process runs one after another (Hydra's basic launcher) reuse its
+# connection, and a journal file is read on from where the last job left it, not replayed whole for every trial.
+_storages: dict[str, optuna.storages.BaseStorage] = {}
 
 
 class TrialLink:
@@ -27,7 +30,9 @@ class TrialLink:
     def for_trials(cls, link: dict, trial_ids: list[int]) -> list["TrialLink"]:
         """Links to these trials of the job's study (sweeplab.names.TRIAL_ENV: its storage and name), sharing one
         connection to the storage and one copy of the study."""
-        storage = open_storage(link["storage"], patient=True)  # the sweep is running: a restarting database is waited for
+        storage = _storages.get(link["storage"])
+        if storage is None:  # the sweep is running: a restarting database is waited for
+            storage = _storages[link["storage"]] = open_storage(link["storage"], patient=True)
         study = optuna.load_study(study_name=link["study_name"], storage=storage)
         pruner_spec = study.user_attrs.get(PRUNER_ATTR)
         if pruner_spec:

@@ -17,7 +17,7 @@ import optuna
 from hydra.core.utils import JobStatus
 from optuna.trial import TrialState
 
-from sweeplab import compat
+from sweeplab import compat, timing
 from sweeplab.errors import first_line
 from sweeplab.names import FAIL_REASON_ATTR, ROLE_ATTR
 from sweeplab.sweep import confirmation
@@ -67,12 +67,17 @@ class TrialLoop:
         return self.plan.population > 1 and bool(self.plan.member_keys)
 
     def _slot(self) -> None:
-        while (members := self._next()) is not None:
+        while True:
+            with timing.section("sampler"):
+                members = self._next()
+            if members is None:
+                break
             if members is WAIT:
                 time.sleep(WAIT_S)
                 continue
             # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
-            with Heartbeat(self.plan.storage, [compat.trial_id(trial) for trial, _ in members]):
+            with Heartbeat(self.plan.storage, [compat.trial_id(trial) for trial, _ in members]), \
+                    timing.section("launch"):
                 if len(members) == 1:
                     (trial, overrides), = members
                     ret = self.launch(overrides, trial.number)
@@ -80,12 +85,13 @@ class TrialLoop:
                 else:
                     ret = self.launch(self.configure_population(members), members[0][0].number)
                     outcomes = population_outcomes(ret, [trial for trial, _ in members])
-            with self.lock:
+            with self.lock, timing.section("optuna"):
                 for trial, outcome in outcomes:
                     if tell(self.study, trial, outcome) == TrialState.FAIL:
                         self.failures += 1
                         self.on_failed(self.study, self.study.get_trials(deepcopy=False)[trial.number])
                 self.stop = self.stop or self.failures > self.max_failures
+            timing.write(str(members[0][0].number))
 
     def _next(self):
         """The trials to run next (one, or a population), WAIT, or None when the study has all it needs."""
