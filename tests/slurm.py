@@ -5,10 +5,10 @@ accounting database, one partition `debug` holding this machine as node `sweepla
     python tests/slurm.py -- bash            # a shell where sinfo, sbatch, squeue and scancel reach that cluster
     python tests/slurm.py -- python train.py -m hydra/sweeper=optuna hydra/launcher=slurm ...
 
-The command sees SLURM_CONF (the slurm.conf every SLURM command reads) and SWEEPLAB_TEST_SLURM_NODE. slurmd runs
-jobs as the user who submits them, which needs root: run it as root (sudo), as CI does. The cluster is stopped, its
-jobs cancelled and the folder removed whatever happens; the exit code is the command's. The tests start it through
-`start()` (tests/scaleout/test_slurm.py).
+The command sees SLURM_CONF (the slurm.conf every SLURM command reads) and SWEEPLAB_TEST_SLURM_NODE. All three
+daemons run as the user who starts this (root in CI; any other user works too, and then runs every job as itself).
+The cluster is stopped, its jobs cancelled and the folder removed whatever happens; the exit code is the command's.
+The tests start it through `start()` (the `slurm` fixture of tests/scaleout/conftest.py).
 """
 import os
 import pwd
@@ -104,8 +104,9 @@ def start_munge(cluster: Cluster) -> Path:
     folder = cluster.folder / "munge"
     folder.mkdir(mode=0o700)
     key = folder / "munge.key"
-    key.touch(mode=0o400)
+    key.touch(mode=0o600)
     key.write_bytes(secrets.token_bytes(1024))
+    key.chmod(0o400)  # munged refuses a key that others may read
     socket_path = folder / "munge.socket"
     cluster.daemons.append(daemon(
         cluster, "munged", "--foreground", "--force", f"--socket={socket_path}", f"--key-file={key}",
@@ -128,6 +129,7 @@ def write_conf(cluster: Cluster, munge_socket: Path) -> None:
 ClusterName=sweeplab
 SlurmctldHost={socket.gethostname()}(127.0.0.1)
 SlurmUser={user}
+SlurmdUser={user}
 SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
 AuthType=auth/munge

@@ -59,3 +59,16 @@ def test_the_end_of_a_job_in_the_schedulers_words():
     refused = "Could not submit\nsbatch: error: Batch job submission failed: Invalid account or account/partition"
     assert ended.from_error(RuntimeError(refused)) == (
         "SLURM refused the job (sbatch: error: Batch job submission failed: Invalid account or account/partition)")
+
+
+def test_squeue_lines_give_job_states_and_a_bad_poll_interval_is_one_line(monkeypatch):
+    from sweeplab.slurm import watcher
+
+    poller = watcher.QueueWatcher(poll_s=5)
+    poller.register_job("12_0")
+    poller._info_dict.update(poller.read_info("12_0|CANCELLED|None|n1\n13_0|PENDING|ReqNodeNotAvail|\n"))
+    assert poller.get_state("12_0", mode="cache") == "CANCELLED" and poller.is_done("12_0", mode="cache")
+    assert not poller.is_done("13_0", mode="cache")  # a job waiting for a drained node has not ended
+    monkeypatch.setenv("SWEEPLAB_SLURM_POLL_S", "0.5")
+    with pytest.raises(ConfigError, match=r"SWEEPLAB_SLURM_POLL_S must be a whole number of seconds >= 1 \(got '0.5'\)"):
+        watcher.install()

@@ -46,9 +46,10 @@ def test_trials_and_populations_run_as_slurm_jobs(study, slurm):
 
 
 def test_jobs_the_scheduler_ends_fail_their_trials_and_a_rerun_finishes_the_study(study, slurm):
-    """Trial 1's job hangs (its processes stopped) until SLURM kills it at its one-minute limit, trial 2's job is cancelled; the
-    sweep goes on after the first failure and stops after the second (max_failure_rate). The rerun starts on a
-    drained node: its jobs wait, and run once the node is resumed; the study ends with its confirmation done."""
+    """Trial 1's job hangs (its processes stopped) until SLURM kills it at its one-minute limit, trial 2's job is
+    cancelled; the sweep goes on after the first failure and stops after the second (max_failure_rate). The rerun
+    starts on a drained node: its jobs wait, and run once the node is resumed; the study ends with its confirmation
+    done."""
     args = (*ON_ONE_CPU, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=0", "hydra.sweeper.n_jobs=2",
             "hydra.sweeper.n_trials=4", "hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=1",
             "hydra.sweeper.max_failure_rate=0.25")

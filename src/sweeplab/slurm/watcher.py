@@ -12,10 +12,12 @@ import threading
 import time
 
 from sweeplab import compat
+from sweeplab.errors import ConfigError
 
 log = logging.getLogger(__name__)
-# The longest wait between two polls of squeue (submitit polls more often just after a submission).
-POLL_S = float(os.environ.get("SWEEPLAB_SLURM_POLL_S", 30))
+# The longest wait between two polls of squeue (submitit polls more often just after a submission);
+# SWEEPLAB_SLURM_POLL_S changes it (the tests use 2 s).
+POLL_S = 30
 GONE = "ENDED"  # the state of a job that squeue no longer lists
 # States of a job that has not ended yet (squeue's names); any other state is final.
 WAITING = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
@@ -37,8 +39,9 @@ def accounting_error() -> str | None:
 class QueueWatcher(compat.SlurmInfoWatcher):
     """submitit's SLURM watcher, polling squeue instead of sacct (and at least every POLL_S seconds)."""
 
-    def __init__(self) -> None:
-        super().__init__(delay_s=POLL_S)
+    def __init__(self, poll_s: int = POLL_S) -> None:
+        super().__init__(delay_s=poll_s)
+        self.poll_s = poll_s
         self._lock = threading.Lock()  # the sweep's trial slots wait on their jobs in parallel threads
         self._submitted: dict[str, float] = {}
 
@@ -85,8 +88,8 @@ class QueueWatcher(compat.SlurmInfoWatcher):
             for job_id in self._registered - self._finished:
                 if job_id in listed:
                     self._info_dict[job_id] = listed[job_id]
-                elif forgotten and (job_id in self._info_dict or time.time() - self._submitted[job_id] > POLL_S):
-                    # listed before, or long enough ago that squeue would list it: the job has ended
+                elif forgotten and (job_id in self._info_dict or time.time() - self._submitted[job_id] > self.poll_s):
+                    # listed before, or submitted long enough ago that squeue would list it: the job has ended
                     self._info_dict[job_id] = {**self._info_dict.get(job_id, {}), "State": GONE}
             self._last_status_check = time.time()
             for job_id in self._registered - self._finished:
@@ -96,8 +99,11 @@ class QueueWatcher(compat.SlurmInfoWatcher):
 
 def install() -> str | None:
     """Follow SLURM jobs with squeue where sacct cannot report them; the one line that says so, or None."""
+    poll_s = os.environ.get("SWEEPLAB_SLURM_POLL_S", str(POLL_S))
+    if not poll_s.isdigit() or int(poll_s) < 1:
+        raise ConfigError(f"SWEEPLAB_SLURM_POLL_S must be a whole number of seconds >= 1 (got {poll_s!r})")
     error = accounting_error()
     if error is None:
         return None
-    compat.SlurmJob.watcher = QueueWatcher()
+    compat.SlurmJob.watcher = QueueWatcher(int(poll_s))
     return f"SLURM keeps no job accounting here (sacct: {error}): sweeplab follows its jobs with squeue"
