@@ -59,6 +59,11 @@ def test_the_end_of_a_job_in_the_schedulers_words():
     refused = "Could not submit\nsbatch: error: Batch job submission failed: Invalid account or account/partition"
     assert ended.from_error(RuntimeError(refused)) == (
         "SLURM refused the job (sbatch: error: Batch job submission failed: Invalid account or account/partition)")
+    crashed = ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent call "
+               "last):\n  File \"x.py\", line 1, in <module>\nomegaconf.errors.ConfigKeyError: Key 'foo' is not in "
+               "struct\n----------------------\nYou can check full logs with 'job.stderr(0)'")
+    assert ended.from_error(RuntimeError(crashed)) == (
+        "SLURM job failed: omegaconf.errors.ConfigKeyError: Key 'foo' is not in struct")
 
 
 def test_squeue_lines_give_job_states_and_a_bad_poll_interval_is_one_line(monkeypatch):

@@ -50,7 +50,10 @@ def from_error(error: Exception) -> str:
         return reason(found.group(1), found.group(2), text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     sbatch = next((line for line in lines if line.startswith("sbatch: error:")), None)
-    return f"SLURM refused the job ({sbatch})" if sbatch else f"SLURM job failed: {lines[0] if lines else error}"
+    if sbatch:
+        return f"SLURM refused the job ({sbatch})"
+    raised = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt)\b", line)]  # the job's traceback
+    return f"SLURM job failed: {(raised or lines or [type(error).__name__])[-1 if raised else 0]}"
 
 
 def check(launch):
