@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := dataset-fashion-mnist postgresql
+DEBIAN_PACKAGES := dataset-fashion-mnist postgresql slurm-wlm munge
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -15,13 +15,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dashboard]'
 	touch $@
 
-# Debian's Fashion-MNIST (real data offline) and PostgreSQL (scale-out tests), when this machine can install them.
+# Debian's Fashion-MNIST (real data offline), PostgreSQL and SLURM with MUNGE (scale-out tests), when this machine can
+# install them.
 system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "note: install Debian packages '$$missing' (apt-get) for offline real data and the PostgreSQL tests"; fi; \
+	  else echo "note: install Debian packages '$$missing' (apt-get) for offline real data and the PostgreSQL and SLURM tests"; fi; \
 	fi
 
 run: setup

@@ -72,3 +72,18 @@ def test_hydras_value_overrides_on_a_composed_config():
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError):
         compat.no_such_private_api  # noqa: B018
+
+
+def test_submitits_job_state_poller_and_the_launchers_settings():
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+    watcher = compat.SlurmInfoWatcher(delay_s=30)
+    for method in ("_make_command", "read_info", "update", "register_job", "get_state", "is_done"):
+        assert callable(getattr(watcher, method, None)), f"SlurmInfoWatcher.{method}: {CHECK}"
+    watcher.register_job("12_0")
+    for attribute in ("_registered", "_finished", "_info_dict", "_last_status_check", "_num_calls"):
+        assert hasattr(watcher, attribute), f"SlurmInfoWatcher.{attribute}: {CHECK}"
+    assert watcher._registered == {"12_0"}, CHECK
+    assert isinstance(compat.SlurmJob.watcher, compat.SlurmInfoWatcher), CHECK
+    assert compat.launcher_params(SlurmLauncher(partition="gpu", gpus_per_node=None)) == {
+        "partition": "gpu", "gpus_per_node": None}, CHECK

@@ -1,4 +1,4 @@
-"""Every private Hydra, hydra-optuna-sweeper and Optuna API sweeplab relies on, in one place, each named here and
+"""Every private Hydra, hydra-optuna-sweeper, Optuna and submitit API sweeplab relies on, in one place, each named here and
 checked by tests/test_compat.py, which fails naming the installed versions when one of them changes. pyproject.toml
 pins those packages (==) to the versions the tests ran; README says how to try a newer one.
 
@@ -18,13 +18,17 @@ _LAZY = {
     "is_heartbeat_enabled": ("optuna.storages._heartbeat", "is_heartbeat_enabled"),
     # its static _apply_overrides_to_config sets value overrides on a composed config (sweep/compose.py)
     "ConfigLoaderImpl": ("hydra._internal.config_loader_impl", "ConfigLoaderImpl"),
+    # submitit's job-state poller (subclassed by sweeplab.slurm.watcher) and the job class that holds it
+    "SlurmInfoWatcher": ("submitit.slurm.slurm", "SlurmInfoWatcher"),
+    "SlurmJob": ("submitit.slurm.slurm", "SlurmJob"),
 }
 # RDBStorage methods that Optuna's cache layer calls directly, which sweep/storage.py retries like the public ones.
 RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",
                           "_get_trials"]
 
 __all__ = ["ConfigRepository", "ConfigSearchPathImpl", "create_config_search_path", "get_args_parser",
-           "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "set_trial_waiting", "return_value", *_LAZY]
+           "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "set_trial_waiting", "return_value", "launcher_params",
+           *_LAZY]
 
 
 def __getattr__(name: str):
@@ -35,7 +39,8 @@ def __getattr__(name: str):
 
 
 def versions() -> str:
-    return ", ".join(f"{p} {version(p)}" for p in ("hydra-core", "hydra-optuna-sweeper", "optuna"))
+    return ", ".join(f"{p} {version(p)}" for p in ("hydra-core", "hydra-optuna-sweeper", "optuna",
+                                                   "hydra-submitit-launcher", "submitit"))
 
 
 def trial_id(trial) -> int:
@@ -53,3 +58,8 @@ def set_trial_waiting(study, trial) -> None:
 def return_value(ret):
     """What a Hydra job returned, or the exception it raised, without JobReturn.return_value re-raising it."""
     return ret._return_value
+
+
+def launcher_params(launcher) -> dict:
+    """The submitit launcher's settings (hydra.launcher.*), which it reads when it submits each job."""
+    return launcher.params

@@ -1,5 +1,6 @@
 """One training job: config -> data -> model -> loop -> metrics -> tracking -> objective."""
 import logging
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
 from sweeplab.names import OUTPUT_DIR_TAG, STATE_TAG
 from sweeplab.objective import Objective
-from sweeplab.settings import JobSettings
+from sweeplab.settings import JobSettings, cpu_count
 from sweeplab.training import evaluate, fit, to_unit
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ def prepare(cfg: DictConfig, in_trial: bool) -> Prepared:
             if cfg.mlflow.enabled else None
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    elif "SLURM_CPUS_PER_TASK" in os.environ:  # torch would take every core of the node where jobs are not bound
+        torch.set_num_threads(cpu_count())
     started = time.perf_counter()
     with timing.section("setup"):
         splits, data = load_data(cfg, settings)

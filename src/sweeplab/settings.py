@@ -100,4 +100,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may use; inside a SLURM job, at most those it was given, also where the cluster does
+    not bind jobs to cores (TaskPlugin=task/none): several jobs on one node must not each use every core."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(usable, int(given)) if given.isdigit() and int(given) > 0 else usable

@@ -24,15 +24,17 @@ from tests.helpers import PROJECT_ROOT
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def _load_services():
-    """tests/services.py, to start a second MLflow server the way `make test` starts the first."""
-    spec = importlib.util.spec_from_file_location("sweeplab_test_services", PROJECT_ROOT / "tests" / "services.py")
+def _load(name: str):
+    """tests/<name>.py, a script as well as a module: services.py (to start a second MLflow server the way `make test`
+    starts the first) and slurm.py (a one-node SLURM cluster)."""
+    spec = importlib.util.spec_from_file_location(f"sweeplab_test_{name}", PROJECT_ROOT / "tests" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-services = _load_services()
+services = _load("services")
+one_node_slurm = _load("slurm")
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,18 @@ def servers():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A one-node SLURM cluster (munged, slurmctld, slurmd) for this session, stopped by PID at its end."""
+    missing = one_node_slurm.missing()
+    if missing:
+        pytest.skip(f"SLURM is not installed here ({', '.join(missing)} not found): install the Debian packages "
+                    "slurm-wlm and munge (`make system-packages` does)")
+    cluster = one_node_slurm.start(tmp_path_factory.mktemp("slurm"))
+    yield cluster
+    one_node_slurm.stop(cluster)
 
 
 def closed_port() -> int:

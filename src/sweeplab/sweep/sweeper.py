@@ -14,7 +14,7 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-from sweeplab import compat, tracking
+from sweeplab import compat, slurm, tracking
 from sweeplab.errors import SweeplabError
 from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR, TRIAL_ENV
 from sweeplab.paths import project_root
@@ -52,6 +52,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def run(self, arguments: list[str]) -> None:
         """The whole sweep; raises SweeplabError (bad input, before any trial) or SweepFailed (after trials ran)."""
+        launch = self._launch
+        if slurm.is_slurm(self.config.hydra.launcher):  # fitted to the cluster before any work; ended jobs FAIL
+            launch = slurm.prepare(self.launcher, launch)
         plan = make_plan(self, arguments)
         sampler = confirmation.ConfirmingSampler(plan.sampler, plan.n_trials)
         study, created = open_study(plan.name, plan.storage, sampler, self._get_directions())
@@ -77,7 +80,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
                      ": none of the searched values can differ within a stack, so each trial runs alone")
         loop = TrialLoop(
             study, plan, sampler=sampler, configure=lambda trial: self._overrides(trial, plan),
-            launch=self._launch, slots=self._slots(), max_failures=self.max_failure_rate * plan.n_trials,
+            launch=launch, slots=self._slots(), max_failures=self.max_failure_rate * plan.n_trials,
             on_failed=on_failed, confirm_seeds=confirmation_seeds(self.config.seed, plan.confirm.seeds),
             split_seed=int(self.config.get("split_seed", self.config.seed)),
             configure_population=lambda members: population_overrides(members, plan),
@@ -142,7 +145,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _parallel_trials(self) -> int:
         """How many trials share this machine's cores at once."""
-        if str(self.config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
+        if slurm.is_slurm(self.config.hydra.launcher):
             return 1  # each trial on its own SLURM allocation (cpus_per_task)
         return self._slots()
 
