@@ -6,12 +6,13 @@ import threading
 import optuna
 
 from sweeplab.building import build
-from sweeplab.names import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
+from sweeplab.names import (
+    OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR, RUN_ID_ATTR, SAMPLER_ATTR,
+)
 from sweeplab import compat
 from sweeplab.sweep.storage import open_storage
 
 log = logging.getLogger(__name__)
-
 
 
 class TrialLink:
@@ -47,6 +48,15 @@ class TrialLink:
     @property
     def study_name(self) -> str:
         return self.study.study_name
+
+    @property
+    def params(self) -> dict:
+        """The trial's searched values (its run is named after them)."""
+        return self.trial.params
+
+    @property
+    def role(self) -> str | None:
+        return self.trial.user_attrs.get(ROLE_ATTR)
 
     @property
     def sampler_name(self) -> str | None:
