@@ -15,6 +15,7 @@ LAUNCHER_LOGGERS = (  # where Hydra's launchers log each launch
     "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
 )
 JOB_LINE = re.compile(r"^\t#(\d+) : (.*)$", re.S)
+LINK = re.compile(rf"\+\+hydra\.job\.env_set\.{TRIAL_ENV}='((?:[^'\\]|\\.)*)'")
 CHATTER = ("Launching ", "Joblib.Parallel(", "Joblib.Parallel (")
 log = logging.getLogger("sweeplab.sweep")
 
@@ -33,24 +34,28 @@ class LaunchLines(logging.Filter):
         message = record.getMessage()
         match = JOB_LINE.match(message)
         if match:
-            record.msg, record.args = launch_line(int(match.group(1)), match.group(2).split(" "), self.searched), ()
+            record.msg, record.args = launch_line(int(match.group(1)), match.group(2), self.searched), ()
             return True
         return not message.startswith(CHATTER)
 
 
-def launch_line(number: int, overrides: list[str], searched: set) -> str:
-    values, seed, link = {}, None, {}
-    for override in overrides:
+def launch_line(number: int, overrides: str, searched: set) -> str:
+    """The launcher's space-separated override list (the link to the trial is JSON with spaces in it) as a line."""
+    link = {}
+    found = LINK.search(overrides)
+    if found:
+        try:
+            link = json.loads(found.group(1).replace("\\'", "'"))
+        except ValueError:
+            pass
+        overrides = overrides[:found.start()] + overrides[found.end():]
+    values, seed = {}, None
+    for override in overrides.split():
         key, _, value = override.partition("=")
         if key in searched:
             values[key] = value
         elif key == "seed":
             seed = value
-        elif key == f"++hydra.job.env_set.{TRIAL_ENV}":
-            try:
-                link = json.loads(value.strip("'").replace("\\'", "'"))
-            except ValueError:
-                link = {}
     text = " ".join(values_text(values))
     if "population" in link:
         numbers = [member["number"] for member in link["population"]]
