@@ -62,7 +62,7 @@ def markdown(report: Report, report_link: str | None = "report.html") -> str:
     """The Markdown note: verdict, table, gain, and where the full report is."""
     names = sorted({k for row in report.rows for k in row.params}, key=lambda k: (k not in PARAM_ORDER, k))
     head = ["", "run", *names, "seeds", report.objective, "test accuracy"]
-    lines = [f"### {report.title}", "", report.verdict, "", "| " + " | ".join(head) + " |",
+    lines = [report.verdict, "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]
     for row in report.rows:
         role = f"**{row.role}**" if row.role == "best" else row.role
