@@ -69,8 +69,9 @@ class GridParentRun(Callback):
         key = f"best_{metric}"
         done = [c for c in children if key in c.data.metrics]
         grid_keys = sorted({k.removeprefix("grid.") for k in parent.data.params})
+        # A config group's choice (dataset=digits, model=ffn512) is a tag of the run, every other value a param.
         table = {"run": [c.info.run_name for c in children], "status": [c.info.status for c in children],
-                 **{k: [c.data.params.get(k) for c in children] for k in grid_keys},
+                 **{k: [c.data.params.get(k, c.data.tags.get(k)) for c in children] for k in grid_keys},
                  key: [c.data.metrics.get(key) for c in children],
                  "test_accuracy": [c.data.metrics.get("test_accuracy") for c in children]}
         self.client.log_dict(self.run_id, as_table(table), "grid.json")

@@ -119,6 +119,8 @@ def test_a_grid_gets_the_same_page_without_the_search_parts(grid):
     text = (grid.dir / REPORT_FILE).read_text()
     assert text.count("<svg") == 2 and "expected best" not in text  # parameters and curves only
     assert [d.dataset.name for d in parent.inputs.dataset_inputs] == ["digits"]
+    table = json.loads(Path(grid.client().download_artifacts(parent.info.run_id, "grid.json")).read_text())
+    assert {row[table["columns"].index("dataset")] for row in table["data"]} == {"digits"}  # a choice: a tag
     assert "Job 0: bs32" in grid.stdout and "Job 1: bs128" in grid.stdout
 
 

@@ -57,7 +57,8 @@ def _job(run) -> int:
 
 
 def _values(run, swept: list[str]) -> dict:
-    return _numbers({k: run.data.params[k] for k in swept if k in run.data.params})
+    return _numbers({k: run.data.params.get(k, run.data.tags.get(k)) for k in swept
+                     if k in run.data.params or k in run.data.tags})
 
 
 def _numbers(values: dict) -> dict:
