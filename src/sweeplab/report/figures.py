@@ -73,10 +73,15 @@ def _scale(set_scale, axis, key: str, values: list[float]) -> None:
     if positive and (spans or key.rsplit(".", 1)[-1] in LOG_KEYS):
         set_scale("log", base=2 if key == "batch_size" else 10)
     distinct = sorted(set(values))
+    short = matplotlib.ticker.FuncFormatter(lambda v, _: short_number(v))
     if len(distinct) <= 8 and all(v.is_integer() for v in distinct):  # batch sizes, widths: each value a tick
         axis.set_major_locator(FixedLocator(distinct))
         axis.set_minor_locator(NullLocator())
-        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: short_number(v)))
+        axis.set_major_formatter(short)
+    elif positive and (spans or key.rsplit(".", 1)[-1] in LOG_KEYS):  # 1e-4, 2e-4, 5e-4, 1e-3, ...: no crowding
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.set_major_formatter(short)
 
 
 def curves(curves: dict[str, list[list[float]]], objective: str) -> Figure | None:
