@@ -3,6 +3,7 @@ Markdown note and the page from a hand-made Report."""
 import numpy as np
 import pytest
 
+from sweeplab import ui
 from sweeplab.labels import RunLabels, short_number, values_text
 from sweeplab.report import expected_max, page
 from sweeplab.report.model import Point, Report, Row, markdown
@@ -67,3 +68,11 @@ def test_the_page_draws_batch_size_in_numeric_order_on_a_log_axis():
     ticks = [t for t in ("32", "128", "512") if f">{t}<" in parameters or f"\n{t}\n" in parameters]
     positions = [parameters.index(f"{t}") for t in ticks]
     assert ticks == ["32", "128", "512"] and positions == sorted(positions)
+
+
+def test_the_ui_launcher_says_in_one_line_when_there_is_no_database(tmp_path, capsys):
+    assert ui.main(["--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db", "--no-browser"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: no MLflow database at sqlite:///") and "--backend-store-uri" in line
+    assert ui.runs_url("http://127.0.0.1:5000", "3") == \
+        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import webbrowser
+from pathlib import Path
 
 from sweeplab.paths import project_root
 
@@ -49,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-browser", action="store_true", help="print the address, open no browser")
     args = parser.parse_args(argv)
     if args.backend_store_uri.startswith("sqlite:///"):
-        from pathlib import Path
-
         if not Path(args.backend_store_uri.removeprefix("sqlite:///")).is_file():
             sys.stderr.write(f"error: no MLflow database at {args.backend_store_uri}; run a job or a sweep first, "
                              f"or pass --backend-store-uri sqlite:///<path>/mlflow.db\n")

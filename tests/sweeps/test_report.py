@@ -5,10 +5,8 @@ confirmation (shared by these tests), and a grid's page from one small grid. The
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest

@@ -2,7 +2,6 @@
 config's own values, when the grid holds it), one seed each; no search-only parts (importances, expected best)."""
 import math
 
-from sweeplab.labels import values_text
 from sweeplab.report.model import Point, Report, Row, run_link
 
 RUNNER_UPS = 2

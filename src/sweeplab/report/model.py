@@ -66,7 +66,8 @@ def markdown(report: Report, report_link: str | None = "report.html") -> str:
              "|" + "---|" * len(head)]
     for row in report.rows:
         role = f"**{row.role}**" if row.role == "best" else row.role
-        cells = [role, f"[{row.label}]({row.link})" if row.link else row.label, *(_cell(row.params.get(k)) for k in names), str(row.seeds),
+        run = f"[{row.label}]({row.link})" if row.link else row.label
+        cells = [role, run, *(_cell(row.params.get(k)) for k in names), str(row.seeds),
                  pm(row.mean, row.se), pm(row.test_mean, row.test_se)]
         lines.append("| " + " | ".join(cells) + " |")
     if report.facts:

@@ -12,7 +12,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 60em; 
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .verdict { font-size: 1.08em; background: #f3f7fb; border-left: 4px solid #3a78b5; padding: .6em 1em; }
 table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; }
-th { text-align: left; background: #fafafa; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { text-align: left; background: #fafafa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.best { font-weight: 600; background: #fff8e6; } .facts, .note { color: #555; font-size: .92em; }
 figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
 """

@@ -136,7 +136,8 @@ def _facts(trials, n_search: int, study) -> str:
     states = [t.state for t in trials]
     confirming = sum(1 for t in trials if t.number >= n_search)
     sampler = study.user_attrs.get(SAMPLER_ATTR, "")
-    return (f"{len(trials)} trials ({min(n_search, len(trials))} search{f', {confirming} confirmation' if confirming else ''})"
+    parts = f"{min(n_search, len(trials))} search" + (f", {confirming} confirmation" if confirming else "")
+    return (f"{len(trials)} trials ({parts})"
             f": {states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
             f"{states.count(TrialState.FAIL)} failed" + (f"; sampler {sampler}" if sampler else "") + ".")
 

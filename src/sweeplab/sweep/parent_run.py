@@ -65,7 +65,8 @@ def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason
         "optuna.trial": str(trial.number), "optuna.sampler": parent.data.params.get("sampler", ""),
         "seed": parent.data.params.get("sampler.seed", ""), STATE_TAG: "FAIL", END_REASON_TAG: reason,
     }
-    run = client.create_run(parent.info.experiment_id, run_name=" ".join([f"t{trial.number}", *values_text(trial.params)]),
+    name = " ".join([f"t{trial.number}", *values_text(trial.params)])
+    run = client.create_run(parent.info.experiment_id, run_name=name,
                             tags={k: str(v)[:5000] for k, v in tags.items() if v != ""})
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in trial.params.items()])
     client.set_terminated(run.info.run_id, "FAILED")
