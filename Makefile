@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := dataset-fashion-mnist postgresql slurm-wlm munge
+DEBIAN_PACKAGES := dataset-fashion-mnist postgresql slurm-wlm munge chromium
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dashboard]'
 	touch $@
 
-# Debian's Fashion-MNIST (real data offline), PostgreSQL and SLURM with MUNGE (scale-out tests), when this machine can
-# install them.
+# Debian's Fashion-MNIST (real data offline), PostgreSQL and SLURM with MUNGE (scale-out tests) and Chromium (the
+# report's browser test), when this machine can install them.
 system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -78,7 +78,10 @@ def test_sweeplab_comes_from_the_wheel(wheel_venv):
 
 
 def test_single_job_with_the_projects_model(wheel_venv, project):
-    result = run(wheel_venv, project, *FAST)
+    """With the example's own defaults (10 epochs): the accuracy its README promises, in seconds."""
+    began = time.monotonic()
+    result = run(wheel_venv, project, "progress=false")
+    print(f"custom_project's default job: {time.monotonic() - began:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
     (output,) = project.glob("outputs/*/*")
     config = yaml.safe_load((output / ".hydra" / "config.yaml").read_text())
@@ -86,7 +89,8 @@ def test_single_job_with_the_projects_model(wheel_venv, project):
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
     experiment = client.get_experiment_by_name("custom_project")
     (run_,) = client.search_runs([experiment.experiment_id])
-    assert run_.info.status == "FINISHED" and run_.data.metrics["best_val_accuracy"] > 0.2
+    assert run_.info.status == "FINISHED"
+    assert run_.data.metrics["best_val_accuracy"] >= 0.90 and run_.data.metrics["test_accuracy"] >= 0.90
 
 
 def test_optuna_sweep_with_parent_and_child_runs(wheel_venv, project):

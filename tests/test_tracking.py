@@ -15,7 +15,7 @@ EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "ep
 def test_run_is_finished_named_and_tagged(finished_run):
     run = finished_run.run
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "digits-ffn256-adam-bs128-lr0.001"
+    assert run.info.run_name == "digits-ffn256-adam bs128 lr1e-3"
     tags = run.data.tags
     assert (tags["dataset"], tags["model"], tags["optimizer"], tags["seed"]) == ("digits", "ffn256", "adam", "42")
     assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])

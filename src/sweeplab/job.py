@@ -236,8 +236,9 @@ def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, pare
             OUTPUT_DIR_TAG: str(output_dir), "device": str(settings.device)}
     if trial:
         tags.update({"optuna.study": trial.study_name, "optuna.trial": trial.number, "optuna.sampler": trial.sampler_name})
+    confirming = trial is not None and trial.role == "confirm"
     name = str(cfg.mlflow.run_name) if cfg.mlflow.run_name else labels.name(
-        settings.batch_size, cfg.optimizer.get("lr"), trial.number if trial else None)
+        settings.batch_size, cfg.optimizer.get("lr"), trial, settings.seed if confirming else None)
     run = tracking.RunLog.start(client, experiment_id, name, tracking.flatten(resolved), tags,
                                 parent_run_id=trial.parent_run_id if trial else parent_run_id)
     client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")

@@ -35,13 +35,13 @@ def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
     first = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
     second = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([32, 64])})
     study.tell(first, 0.8)  # worker A's trial ends; worker B's is still running
-    parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+    parent_run.finish(client, parent_id, study, results, "FINISHED")
     parent = client.get_run(parent_id)
     assert parent.info.status == "RUNNING"
     assert parent.data.metrics["trials_complete"] == 1 and parent.data.metrics["best_val_accuracy"] == 0.8
 
     study.tell(second, 0.9)  # worker B stops last
-    parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+    parent_run.finish(client, parent_id, study, results, "FINISHED")
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.info.end_time
     assert parent.data.metrics["trials_complete"] == 2 and parent.data.metrics["best_val_accuracy"] == 0.9
@@ -52,7 +52,7 @@ def test_parent_stays_running_until_the_last_worker_stops(new_sweep, tmp_path):
 def test_a_failed_sweep_ends_the_parent_even_with_trials_running(new_sweep, tmp_path):
     _, study, client, parent_id, results = new_study_with_parent(new_sweep, tmp_path, "failed")
     study.ask()  # still RUNNING in another worker
-    parent_run.finish(client, parent_id, study, results, [], "FAILED")
+    parent_run.finish(client, parent_id, study, results, "FAILED")
     assert client.get_run(parent_id).info.status == "FAILED"
 
 
@@ -80,7 +80,7 @@ def stop_worker(journal: str, study_name: str, tracking_uri: str, parent_id: str
     study = optuna.load_study(study_name=study_name, storage=storage)
     client = MlflowClient(tracking_uri)
     ready.wait()  # both workers stop at the same moment
-    parent_run.finish(client, parent_id, study, Path(results), [], "FINISHED")
+    parent_run.finish(client, parent_id, study, Path(results), "FINISHED")
 
 
 def test_workers_that_stop_together_log_the_best_model_once(new_sweep, tmp_path):
@@ -117,8 +117,8 @@ def test_a_worker_that_stops_while_this_one_logs_the_model_leaves_the_parent_fin
     def other_worker_stops_meanwhile(*args):
         log_best_model(*args)  # seconds, in a real study: long enough for the other worker's last trial to end
         study.tell(theirs, 0.5)
-        parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+        parent_run.finish(client, parent_id, study, results, "FINISHED")
 
     monkeypatch.setattr(parent_run, "_log_best_model", other_worker_stops_meanwhile)
-    parent_run.finish(client, parent_id, study, results, [], "FINISHED")
+    parent_run.finish(client, parent_id, study, results, "FINISHED")
     assert client.get_run(parent_id).info.status == "FINISHED"

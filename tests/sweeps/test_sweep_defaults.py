@@ -145,8 +145,7 @@ def test_parent_run_artifacts_and_best_model(sweep):
     (parent,) = sweep.parents()
     run_id = parent.info.run_id
     assert RESULTS_FILE in {f.path for f in client.list_artifacts(run_id)}
-    plots = {Path(f.path).name for f in client.list_artifacts(run_id, "plots")}
-    assert {"optimization_history.png", "lr_x_batch_size.png", "param_importances.png"} <= plots
+    assert "report.html" in {f.path for f in client.list_artifacts(run_id)}
     models = client.search_logged_models([parent.info.experiment_id])
     from_parent = [m for m in models if m.source_run_id == run_id]
     assert len(from_parent) == 1, models  # the best trial's model only; trials keep weights as artifacts

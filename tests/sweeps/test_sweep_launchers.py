@@ -29,7 +29,8 @@ def test_joblib_launcher_runs_parallel_trials(new_sweep):
         "hydra.sweeper.custom_search_space=tests.sweeps.search_spaces.width", without=("threads",),
     )
     assert code == 0, err[-3000:]
-    assert "Joblib.Parallel" in out  # the joblib launcher ran the jobs, not the basic one
+    assert "Joblib.Parallel" not in out and "SWEEPLAB_TRIAL" not in out  # one short line per job instead
+    assert "Trial 0: bs128 lr1e-3" in out
     study = space.study()
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     expected_threads = max(1, cpu_count() // 2)
@@ -40,6 +41,8 @@ def test_joblib_launcher_runs_parallel_trials(new_sweep):
         assert [o for o in overrides if o.startswith("threads=")] == [f"threads={expected_threads}"]
         config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
         assert config["threads"] == expected_threads
+        hydra_cfg = yaml.safe_load((folder / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        assert hydra_cfg["launcher"]["_target_"].endswith("JoblibLauncher")  # not the basic launcher
         trial = study.trials[int(folder.name)]
         assert set(trial.params) == {"batch_size", "optimizer.lr", "model.width"}
         assert config["model"]["width"] == trial.params["model.width"]
@@ -130,5 +133,5 @@ def test_job_folders_stay_in_the_study_folder_when_its_name_depends_on_a_searche
     assert code == 0, err[-3000:]
     (study_dir,) = (space.root / "runs").iterdir()
     assert study_dir.name == "digits-ffn256-adam-2ep"  # resolved in the sweeping process, with the default width
-    assert sorted(p.name for p in study_dir.iterdir()) == ["0", "1", "2", RESULTS_FILE,
-                                                           JOURNAL_FILE, "plots"]
+    assert sorted(p.name for p in study_dir.iterdir()) == sorted(["0", "1", "2", RESULTS_FILE, JOURNAL_FILE,
+                                                                  "report.html"])

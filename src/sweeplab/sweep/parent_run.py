@@ -5,18 +5,21 @@ import os
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeplab.errors import first_line
+from sweeplab.labels import values_text
+from sweeplab.report.model import as_table
 from sweeplab.sweep.report import objective_name
 from sweeplab.names import (
     CONFIRMATION_TABLE, END_REASON_TAG, MODEL_TRIAL_TAG, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PARENT_TAG, RUN_ID_ATTR,
-    STATE_TAG,
+    STATE_TAG, TEST_ACCURACY_ATTR,
 )
 from sweeplab.sweep.study import best_search_trial, best_trial, counts
 
@@ -62,13 +65,14 @@ def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason
         "optuna.trial": str(trial.number), "optuna.sampler": parent.data.params.get("sampler", ""),
         "seed": parent.data.params.get("sampler.seed", ""), STATE_TAG: "FAIL", END_REASON_TAG: reason,
     }
-    run = client.create_run(parent.info.experiment_id, run_name=f"trial-{trial.number}",
+    name = " ".join([f"t{trial.number}", *values_text(trial.params)])
+    run = client.create_run(parent.info.experiment_id, run_name=name,
                             tags={k: str(v)[:5000] for k, v in tags.items() if v != ""})
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in trial.params.items()])
     client.set_terminated(run.info.run_id, "FAILED")
 
 
-def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path], status: str,
+def finish(client: MlflowClient, run_id: str, study, results: Path, status: str,
            n_search: int | None = None, confirmed=None) -> None:
     """Write the study's current state into the parent run; log the best trial's model when it changed. With a
     confirmation, the confirmed best's metrics and the table of every confirmed configuration go there too."""
@@ -99,13 +103,11 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
     )
     client.log_artifact(run_id, str(results))
     if confirmed:
-        client.log_table(run_id, data=confirmation_table(confirmed), artifact_file=CONFIRMATION_TABLE)
-    for plot in plots:
-        client.log_artifact(run_id, str(plot), "plots")
+        client.log_dict(run_id, as_table(confirmation_table(confirmed)), CONFIRMATION_TABLE)  # replaced, not appended
     run = client.get_run(run_id)
     if best and not outdated and run.data.tags.get(MODEL_TRIAL_TAG) != str(best.number):
         if _claim_model(client, run_id, best.number):
-            _log_best_model(client, run_id, best)
+            _log_best_model(client, run_id, best, _model_metrics(study, best, confirmed))
     if status == "FINISHED" and _trials_running(study):
         # Another worker's trials are still running: the worker that stops last (it sees none running) ends the run.
         # (Logging the model ended it: mlflow.start_run's context does.) The other worker may have stopped since we
@@ -135,7 +137,7 @@ def confirmation_table(confirmed) -> dict:
     return {
         "trial": [e.trial for e in rows],
         "role": ["best" if e is confirmed.best else "baseline" if e is confirmed.baseline else "top-k" for e in rows],
-        "params": [str(e.params) for e in rows],
+        **{key: [e.params.get(key) for e in rows] for key in dict.fromkeys(k for e in rows for k in e.params)},
         "seeds": [len(e.values) for e in rows],
         "mean": [e.mean for e in rows],
         "se": [e.se for e in rows],
@@ -161,7 +163,22 @@ def _claim_model(client: MlflowClient, run_id: str, trial_number: int) -> bool:
         return False
 
 
-def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
+def _model_metrics(study, best, confirmed) -> dict:
+    """What the logged model scores: its confirmed mean ± SE over seeds, else its search trial's values."""
+    objective = objective_name(study)
+    if confirmed and confirmed.best.trial == best.number:
+        e = confirmed.best
+        metrics = {f"{objective}_mean": e.mean, f"{objective}_se": e.se, "test_accuracy_mean": e.test_mean,
+                   "test_accuracy_se": e.test_se, "seeds": len(e.values)}
+    else:
+        metrics = {f"best_{objective}": best.value, "test_accuracy": best.user_attrs.get(TEST_ACCURACY_ATTR)}
+    return {k: float(v) for k, v in metrics.items() if v is not None and v == v}
+
+
+def _log_best_model(client: MlflowClient, run_id: str, best, metrics: dict) -> None:
+    """The best configuration's model, with its winning values as params, its scores as metrics and the dataset
+    it was trained on. Logged on the CPU on purpose: MLflow checks the input example by loading the model, on the
+    GPU where there is one, and warns that CPU weights cannot load there."""
     import mlflow
     import torch
 
@@ -174,10 +191,39 @@ def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
     except (OSError, TypeError, SweeplabError) as error:
         log.warning("best trial %d: no weights to log as a model (%s)", best.number, error)
         return
+    dataset = _dataset_of(client, best.user_attrs.get(RUN_ID_ATTR))
     mlflow.set_tracking_uri(client.tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    with _environment("MLFLOW_DEFAULT_PREDICTION_DEVICE", "cpu"), mlflow.start_run(run_id=run_id):
+        # Created first, so that its params are the winning values alone (log_model would add the run's: the space).
+        logged = mlflow.initialize_logged_model(name="best_model", source_run_id=run_id,
+                                                params={k: str(v) for k, v in best.params.items()},
+                                                tags={"optuna.trial": str(best.number)})
         mlflow.pytorch.log_model(
-            model, name="best_model", input_example=torch.zeros(2, *facts["input_shape"]).numpy(),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            model.cpu(), name="best_model", input_example=torch.zeros(2, *facts["input_shape"]).numpy(),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"], model_id=logged.model_id,
         )
+        mlflow.log_metrics(metrics, model_id=logged.model_id, dataset=dataset)
+    if dataset is not None:
+        client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
     client.set_tag(run_id, MODEL_TRIAL_TAG, str(best.number))
+
+
+def _dataset_of(client: MlflowClient, run_id: str | None):
+    """The dataset input of a trial's run (what the runs table shows in its Dataset column)."""
+    if not run_id:
+        return None
+    inputs = client.get_run(run_id).inputs
+    return inputs.dataset_inputs[0].dataset if inputs and inputs.dataset_inputs else None
+
+
+@contextmanager
+def _environment(name: str, value: str):
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

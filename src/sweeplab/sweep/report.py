@@ -1,6 +1,5 @@
-"""What a finished sweep leaves behind: optimization_results.yaml, Optuna's plots, a one-screen summary."""
+"""What a finished sweep leaves behind: optimization_results.yaml and a one-screen summary (report.html: sweeplab.report)."""
 import logging
-import warnings
 from pathlib import Path
 
 import optuna
@@ -40,47 +39,6 @@ def write_results(study: optuna.Study, sweep_dir: Path, n_search: int | None = N
     return path
 
 
-def write_plots(study: optuna.Study, folder: Path, n_search: int | None = None) -> list[Path]:
-    """Optimisation history, learning rate × batch size coloured by the objective, parameter importances and
-    learning curves, as PNG files (small, and shown by MLflow's artifact viewer) — of the search trials only: the
-    confirmation's repeats on fresh seeds would show as a best value no search trial reached."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    from optuna.visualization import matplotlib as vis
-
-    if n_search is not None:
-        study = search_only(study, n_search)
-
-    names = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
-    pair = [n for n in ("batch_size", "optimizer.lr") if n in names]
-    target = objective_name(study)
-    plots = {
-        "optimization_history": lambda: vis.plot_optimization_history(study, target_name=target),
-        "lr_x_batch_size": lambda: vis.plot_contour(study, params=pair, target_name=target)
-        if len(pair) == 2 else vis.plot_slice(study, target_name=target),
-        "param_importances": lambda: vis.plot_param_importances(study, target_name=target),
-        "intermediate_values": lambda: vis.plot_intermediate_values(study),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, plot in plots.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                axes = plot()
-        except (ValueError, RuntimeError) as error:  # e.g. importances need two finished trials
-            log.info("skipped plot %s: %s", name, error)
-            continue
-        figure = getattr(axes, "figure", None) or axes.flat[0].figure  # contour/slice may return an array of axes
-        path = folder / f"{name}.png"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
-        pyplot.close(figure)
-        written.append(path)
-    return written
-
-
 def search_only(study: optuna.Study, n_search: int) -> optuna.Study:
     """An in-memory copy of the study holding its search trials alone."""
     level = optuna.logging.get_verbosity()
@@ -109,7 +67,7 @@ def _finite(value):
 
 
 def summary(study: optuna.Study, n_search: int, wall_s: float, results: Path, tracking_hint: str | None,
-            storage_hint: str, confirmed=None, direction: str = "maximize") -> str:
+            storage_hint: str, confirmed=None, direction: str = "maximize", page: Path | None = None) -> str:
     best = best_search_trial(study, n_search)
     n = counts(study)
     lines = [
@@ -124,6 +82,8 @@ def summary(study: optuna.Study, n_search: int, wall_s: float, results: Path, tr
     if confirmed:
         lines += _confirmed_lines(confirmed, objective_name(study), direction)
     lines.append(f"Results:  {results}")
+    if page:
+        lines.append(f"Report:   {page}")
     if tracking_hint:
         lines.append(f"MLflow:   {tracking_hint}")
     lines.append(f"Optuna:   optuna-dashboard {storage_hint}")

@@ -19,7 +19,8 @@ from sweeplab.errors import SweeplabError
 from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR, TRIAL_ENV
 from sweeplab.paths import project_root
 from sweeplab.settings import cpu_count
-from sweeplab.sweep import confirmation, parent_run, report
+from sweeplab.report import publish
+from sweeplab.sweep import confirmation, console, parent_run, report
 from sweeplab.sweep.compose import compose_once
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_study
@@ -56,6 +57,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
         if slurm.is_slurm(self.config.hydra.launcher):  # fitted to the cluster before any work; ended jobs FAIL
             launch = slurm.prepare(self.launcher, launch)
         plan = make_plan(self, arguments)
+        console.quiet_launchers(plan.distributions)
         sampler = confirmation.ConfirmingSampler(plan.sampler, plan.n_trials)
         study, created = open_study(plan.name, plan.storage, sampler, self._get_directions())
         self._describe(study, plan, created)
@@ -173,16 +175,16 @@ class StudySweeper(compat.OptunaSweeperImpl):
         confirmed = confirmation.answer(study, self.config.seed)
         direction = self._get_directions()[0]
         results = report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, direction)
+        page = publish.study(study, plan.sweep_dir, plan.n_trials, confirmed, direction, plan.client, parent_id)
         if parent_id:
-            plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
-            parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials, confirmed)
+            parent_run.finish(plan.client, parent_id, study, results, status, plan.n_trials, confirmed)
         hint = None
         if plan.client:
             experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
             hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
             hint += f"   (run 'study-{study.study_name}')"
         print(report.summary(study, plan.n_trials, time.monotonic() - began, results, hint, plan.storage_hint,
-                             confirmed, direction), flush=True)
+                             confirmed, direction, page), flush=True)
 
 
 LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment

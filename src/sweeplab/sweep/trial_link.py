@@ -6,7 +6,9 @@ import threading
 import optuna
 
 from sweeplab.building import build
-from sweeplab.names import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
+from sweeplab.names import (
+    OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR, RUN_ID_ATTR, SAMPLER_ATTR,
+)
 from sweeplab import compat
 from sweeplab.sweep.storage import open_storage
 
@@ -15,7 +17,6 @@ log = logging.getLogger(__name__)
 # One storage per URL and process: the jobs that a process runs one after another (Hydra's basic launcher) reuse its
 # connection, and a journal file is read on from where the last job left it, not replayed whole for every trial.
 _storages: dict[str, optuna.storages.BaseStorage] = {}
-
 
 class TrialLink:
     Pruned = optuna.TrialPruned  # what report() raises: the job ends its run KILLED and lets it through
@@ -52,6 +53,15 @@ class TrialLink:
     @property
     def study_name(self) -> str:
         return self.study.study_name
+
+    @property
+    def params(self) -> dict:
+        """The trial's searched values (its run is named after them)."""
+        return self.trial.params
+
+    @property
+    def role(self) -> str | None:
+        return self.trial.user_attrs.get(ROLE_ATTR)
 
     @property
     def sampler_name(self) -> str | None:
