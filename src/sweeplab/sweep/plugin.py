@@ -76,9 +76,12 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # multivariate TPE with the constant liar, the better choice for many trials at once.
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp"}, {"pruner": "none"}])
     direction: Any = "${objective.direction}"  # the app's objective decides
-    # Same command, same study: re-running it resumes the study instead of starting another.
+    # Same command, same study: re-running it resumes the study instead of starting another. The last part is a
+    # short hash of the question (search space and the settings that change the objective, sweeplab.sweep.question):
+    # a changed question is a new study.
     study_name: str | None = (
         "${hydra:runtime.choices.dataset}-${hydra:runtime.choices.model}-${hydra:runtime.choices.optimizer}-${epochs}ep"
+        "-${sweeplab_question_hash:}"
     )
     # null = a journal file in the sweep directory (safe for parallel writers on one machine);
     # postgresql://user@host/db to share the study between machines.
@@ -96,6 +99,9 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # Reserve trials per population job: each steps into the stack where a member has left (pruned, failed or
     # finished), so the stack stays full. null: as many as the population where a pruner is set, else none.
     population_reserve: int | None = None
+    # A study whose confirmed best and top configurations this new study tries first: its name in this storage, or
+    # <storage URL>#<name>. Raise n_trials to extend a study; warm-start a new one when the question changes.
+    warm_start: str | None = None
 
 
 class SweeplabOptunaSweeper(Sweeper):
