@@ -70,7 +70,7 @@ def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason
 
 
 def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[Path], status: str,
-           n_search: int | None = None, confirmed=None) -> None:
+           confirmed=None) -> None:
     """Write the study's current state into the parent run; log the best trial's model when it changed. With a
     confirmation, the confirmed best's metrics and the table of every confirmed configuration go there too."""
     best = best_search_trial(study)

@@ -16,7 +16,7 @@ def objective_name(study: optuna.Study) -> str:
     return study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")  # studies made before the objective was config
 
 
-def write_results(study: optuna.Study, sweep_dir: Path, n_search: int | None = None, confirmed=None,
+def write_results(study: optuna.Study, sweep_dir: Path, confirmed=None,
                   direction: str = "maximize") -> Path:
     """The official plugin's file (name, best_params, best_value), plus the trial counts. With a confirmation, the
     answer (best_params, best_value) is the confirmed best and its mean over fresh seeds; the raw search winner is
@@ -40,7 +40,7 @@ def write_results(study: optuna.Study, sweep_dir: Path, n_search: int | None = N
     return path
 
 
-def write_plots(study: optuna.Study, folder: Path, n_search: int | None = None) -> list[Path]:
+def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
     """Optimisation history, learning rate × batch size coloured by the objective, parameter importances and
     learning curves, as PNG files (small, and shown by MLflow's artifact viewer) — of the search trials only: the
     confirmation's repeats on fresh seeds would show as a best value no search trial reached."""
@@ -108,7 +108,7 @@ def _finite(value):
     return None if value is None or value != value else value
 
 
-def summary(study: optuna.Study, n_search: int, wall_s: float, results: Path, tracking_hint: str | None,
+def summary(study: optuna.Study, wall_s: float, results: Path, tracking_hint: str | None,
             storage_hint: str, confirmed=None, direction: str = "maximize") -> str:
     best = best_search_trial(study)
     search = counts(study)

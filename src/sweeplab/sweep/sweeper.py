@@ -204,7 +204,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
         """After Ctrl-C or SIGTERM: the results so far, the parent run KILLED, and one line of what is complete."""
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
         confirmed = confirmation.answer(study, self.config.seed)
-        report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, self._get_directions()[0])
+        report.write_results(study, plan.sweep_dir, confirmed, self._get_directions()[0])
         if parent_id:
             parent_run.end_interrupted(plan.client, parent_id, study)
         search = search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
@@ -214,23 +214,23 @@ class StudySweeper(compat.OptunaSweeperImpl):
         stopped = ", ".join(f"{'confirmation ' if s.study_name != study.study_name else ''}trial {n}"
                             for s, n in failed) or "no trial was running"
         return (f"study {study.study_name}: {len(search)} of {plan.n_trials} search trials done"
-                f"{f', {done} of {len(jobs)} confirmation jobs' if plan.confirm.enabled else ''}; stopped: {stopped} "
+                f"{f', {done} of {len(jobs)} confirmation jobs' if jobs else ''}; stopped: {stopped} "
                 f"(FAIL, interrupted). Rerun the same command to continue.")
 
     def _finish(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float, status: str) -> None:
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
         confirmed = confirmation.answer(study, self.config.seed)
         direction = self._get_directions()[0]
-        results = report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, direction)
+        results = report.write_results(study, plan.sweep_dir, confirmed, direction)
         if parent_id:
-            plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
-            parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials, confirmed)
+            plots = report.write_plots(study, plan.sweep_dir / "plots")
+            parent_run.finish(plan.client, parent_id, study, results, plots, status, confirmed)
         hint = None
         if plan.client:
             experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
             hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
             hint += f"   (run 'study-{study.study_name}')"
-        print(report.summary(study, plan.n_trials, time.monotonic() - began, results, hint, plan.storage_hint,
+        print(report.summary(study, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction), flush=True)
 
 
