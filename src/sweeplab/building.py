@@ -82,7 +82,8 @@ def check_arguments(callable_, config, key: str, kwargs: dict) -> None:
             )
         default = parameters[name].default
         value = config[name] if name in _keys(config) else None
-        if isinstance(default, (tuple, list)) and value is not None and not isinstance(value, (tuple, list, ListConfig)):
+        pair_expected = isinstance(default, (tuple, list))
+        if pair_expected and value is not None and not isinstance(value, (tuple, list, ListConfig)):
             raise ConfigError(
                 f"{key}.{name}={value!r}, but {_target_of(config)} takes {len(default)} values there, like its default "
                 f"{tuple(default)}; write e.g. '{key}.{name}=[{', '.join(map(str, default))}]'"

@@ -96,6 +96,13 @@ def claim(trial: optuna.Trial, run_settings: dict | None = None) -> None:
         trial.set_user_attr(RUN_SETTINGS_ATTR, run_settings)
 
 
+def owned_running(study: optuna.Study) -> list[FrozenTrial]:
+    """The RUNNING trials this process claimed."""
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t for t in running if t.user_attrs.get(WORKER_ATTR) == me]
+
+
 def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
     """FAIL the RUNNING trials whose worker is gone: stale heartbeats (database storages, any host) and
     owner processes that no longer exist (any storage, this host). ``on_failed(study, trial)`` is called for each."""

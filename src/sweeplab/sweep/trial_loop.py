@@ -22,7 +22,7 @@ from sweeplab.errors import first_line
 from sweeplab.names import FAIL_REASON_ATTR, INTERRUPTED, ROLE_ATTR
 from sweeplab.sweep import confirmation
 from sweeplab.sweep.plan import SweepPlan
-from sweeplab.sweep.study import STARTED_STATES, claim, counted, reap_dead_trials, started
+from sweeplab.sweep.study import STARTED_STATES, claim, counted, owned_running, reap_dead_trials, started
 from sweeplab.sweep.trial_link import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ class TrialLoop:
         self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
         self.failures, self.stop = 0, False
         self.pending = []  # trials asked for a population they could not join: each runs next, on its own
-        self.running = []  # (study, trial) of the jobs launched right now, to fail as interrupted on Ctrl-C
 
     def run(self) -> int:
         """Run trials until the study holds its search and confirmation trials, or too many failed; return the
@@ -71,8 +70,6 @@ class TrialLoop:
                 time.sleep(WAIT_S)
                 continue
             study = self._study_of(members[0][0])
-            launched = [(study, trial) for trial, _ in members]
-            self.running += launched
             try:
                 # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
                 with Heartbeat(self.plan.storage, [compat.trial_id(trial) for trial, _ in members]):
@@ -92,20 +89,17 @@ class TrialLoop:
                         self.failures += 1
                         self.on_failed(study, study.get_trials(deepcopy=False)[trial.number])
                 self.stop = self.stop or self.failures > self.max_failures
-                self.running = [entry for entry in self.running if entry not in launched]
 
     def fail_interrupted(self) -> list[tuple[optuna.Study, int]]:
-        """After Ctrl-C or SIGTERM: FAIL the trials whose jobs were running, with reason "interrupted" (a rerun
-        runs them again); return (study, number) of each."""
+        """After Ctrl-C or SIGTERM: FAIL the trials this process was running (or had just asked for), with reason
+        "interrupted" (a rerun runs them again); return (study, number) of each."""
         failed = []
-        for study, trial in self.running:
-            if study.get_trials(deepcopy=False)[trial.number].state != TrialState.RUNNING:
-                continue
-            trial.set_user_attr(FAIL_REASON_ATTR, INTERRUPTED)
-            study.tell(trial, state=TrialState.FAIL)
-            self.on_failed(study, study.get_trials(deepcopy=False)[trial.number])
-            failed.append((study, trial.number))
-        self.running = []
+        for study in (self.study, self.confirm_study):
+            for trial in owned_running(study) if study is not None else []:
+                optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(FAIL_REASON_ATTR, INTERRUPTED)
+                study.tell(trial.number, state=TrialState.FAIL)
+                self.on_failed(study, study.get_trials(deepcopy=False)[trial.number])
+                failed.append((study, trial.number))
         return failed
 
     def _study_of(self, trial) -> optuna.Study:
