@@ -147,7 +147,8 @@ class TrackedTraining:
             # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
             objective = self.prepared.objective
             with timing.section("optuna"):
-                self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)))
+                self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)),
+                                  last=metrics.epoch >= self.settings.epochs)
 
     def finish(self, model: torch.nn.Module, history) -> float:
         """Test the best epoch's weights, save them, log the results; return the objective."""
@@ -186,7 +187,10 @@ class TrackedTraining:
             self.run.end("KILLED", str(reason))
 
     def failed(self, error: BaseException) -> None:
-        if self.run:
+        if self.run and isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM: the sweep fails it as interrupted
+            self.run.tags({STATE_TAG: "FAIL"})
+            self.run.end("KILLED", "interrupted")
+        elif self.run:
             self.run.tags({STATE_TAG: "FAIL"})
             self.run.end("FAILED", f"{type(error).__name__}: {error}")
 

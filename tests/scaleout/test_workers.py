@@ -125,8 +125,10 @@ def test_trials_asked_past_the_total_go_back_to_the_queue(study):
 def test_sigkilled_worker_trial_fails_and_a_restarted_worker_rejoins(study):
     n_trials = 12  # enough that the restarted worker finds trials left to run
     beat = {"SWEEPLAB_HEARTBEAT_S": "2"}  # stale after 8 s instead of 40 s
-    common = (f"hydra.sweeper.n_trials={n_trials}",)
-    victim = study.start("victim", *common, "epochs=400", env=beat)  # long trials: killed in the middle of one
+    # Trials long enough to kill the victim in the middle of one; the same for every worker (epochs are part of the
+    # study's question: a worker with other epochs would be refused).
+    common = (f"hydra.sweeper.n_trials={n_trials}", "epochs=30")
+    victim = study.start("victim", *common, env=beat)
     others = [study.start("w0", *common, env=beat)]
 
     def victims_running_trial():
@@ -138,7 +140,7 @@ def test_sigkilled_worker_trial_fails_and_a_restarted_worker_rejoins(study):
     assert killed.user_attrs.get(RUN_ID_ATTR)
     os.killpg(victim.pid, signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
-    rejoined = study.start("restarted", *common, env=beat)  # the same command again, with short trials
+    rejoined = study.start("restarted", *common, env=beat)  # the same command again
 
     for worker in [*others, rejoined]:
         assert worker.wait() == 0, worker.log()[-3000:]

@@ -37,7 +37,7 @@ def to_dashboard(study, report: Report) -> None:
         log.warning("could not write the optuna-dashboard note: %s", error)
 
 
-def study(optuna_study, folder: Path, n_search: int, answer, direction: str, client=None,
+def study(optuna_study, folder: Path, answer, direction: str, client=None,
           run_id: str | None = None) -> Path | None:
     """A study's report: report.html in its folder, the note on its parent run and in optuna-dashboard. A report
     that cannot be drawn is a warning: the sweep's answer is in optimization_results.yaml regardless."""
@@ -46,7 +46,7 @@ def study(optuna_study, folder: Path, n_search: int, answer, direction: str, cli
 
     try:
         experiment = client.get_run(run_id).info.experiment_id if client is not None and run_id else None
-        report = study_report(optuna_study, n_search, answer, direction, objective_name(optuna_study), client,
+        report = study_report(optuna_study, answer, direction, objective_name(optuna_study), client,
                               experiment)
         path = write(report, folder)
         if client is not None and run_id:

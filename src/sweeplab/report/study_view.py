@@ -11,17 +11,18 @@ from optuna.trial import TrialState
 from sweeplab.labels import values_text
 from sweeplab.names import CONFIRMS_ATTR, ROLE_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
 from sweeplab.report.model import Point, Report, Row, run_link
+from sweeplab.sweep.study import confirm_study_of, search_trials
 
 log = logging.getLogger(__name__)
 RUNNER_UPS = 2
 
 
-def study_report(study: optuna.Study, n_search: int, answer, direction: str, objective: str,
+def study_report(study: optuna.Study, answer, direction: str, objective: str,
                  client=None, experiment_id: str | None = None) -> Report:
     """``answer`` is sweeplab.sweep.confirmation.answer's (None without a confirmation); ``client`` (MLflow) gives
     each run's per-epoch curve, else the trials' reported values draw it."""
     trials = study.get_trials(deepcopy=False)
-    search = [t for t in trials if t.number < n_search]
+    search = search_trials(study)
     complete = [t for t in search if t.state == TrialState.COMPLETE]
     maximize = direction == "maximize"
     rows = _confirmed_rows(answer, maximize) if answer else _search_rows(complete, maximize)
@@ -37,7 +38,7 @@ def study_report(study: optuna.Study, n_search: int, answer, direction: str, obj
     return Report(
         kind="study", title=f"Study {study.study_name}", objective=objective, direction=direction,
         verdict=verdict(rows, objective, answer, direction), rows=rows, points=points, gain=gain, gain_se=gain_se,
-        facts=_facts(trials, n_search, study), curves=curves, importances=_importances(study, n_search, complete),
+        facts=_facts(search, study), curves=curves, importances=_importances(study, complete),
         search_values=[t.value for t in complete],
     )
 
@@ -96,11 +97,9 @@ def _runs_by_configuration(study, trials) -> dict[int, list]:
     or a sibling study `<name>.confirm` in the same storage)."""
     runs = {t.number: [t] for t in trials if CONFIRMS_ATTR not in t.user_attrs}
     confirming = [t for t in trials if CONFIRMS_ATTR in t.user_attrs]
-    try:
-        sibling = optuna.load_study(study_name=f"{study.study_name}.confirm", storage=study._storage)
+    sibling = confirm_study_of(study)
+    if sibling is not None:
         confirming += [t for t in sibling.get_trials(deepcopy=False) if CONFIRMS_ATTR in t.user_attrs]
-    except KeyError:
-        pass
     for trial in confirming:
         if trial.state == TrialState.COMPLETE:
             runs.setdefault(int(trial.user_attrs[CONFIRMS_ATTR]), []).append(trial)
@@ -118,7 +117,7 @@ def _curve(trial, objective: str, client) -> list[float]:
     return [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
 
 
-def _importances(study, n_search: int, complete: list) -> dict[str, float] | None:
+def _importances(study, complete: list) -> dict[str, float] | None:
     from sweeplab.sweep.report import search_only
 
     if len(complete) < 3:
@@ -126,17 +125,19 @@ def _importances(study, n_search: int, complete: list) -> dict[str, float] | Non
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return optuna.importance.get_param_importances(search_only(study, n_search))
+            return optuna.importance.get_param_importances(search_only(study))
     except (ValueError, RuntimeError) as error:
         log.debug("no importances: %s", error)
         return None
 
 
-def _facts(trials, n_search: int, study) -> str:
+def _facts(search: list, study) -> str:
+    sibling = confirm_study_of(study)
+    confirming = sibling.get_trials(deepcopy=False) if sibling is not None else []
+    trials = search + confirming
     states = [t.state for t in trials]
-    confirming = sum(1 for t in trials if t.number >= n_search)
     sampler = study.user_attrs.get(SAMPLER_ATTR, "")
-    parts = f"{min(n_search, len(trials))} search" + (f", {confirming} confirmation" if confirming else "")
+    parts = f"{len(search)} search" + (f", {len(confirming)} confirmation" if confirming else "")
     return (f"{len(trials)} trials ({parts})"
             f": {states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
             f"{states.count(TrialState.FAIL)} failed" + (f"; sampler {sampler}" if sampler else "") + ".")

@@ -88,9 +88,12 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # `hydra/sweeper/sampler=gp` or `=tpe` keep one sampler throughout.
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp_then_tpe"}, {"pruner": "none"}])
     direction: Any = "${objective.direction}"  # the app's objective decides
-    # Same command, same study: re-running it resumes the study instead of starting another.
+    # Same command, same study: re-running it resumes the study instead of starting another. The last part is a
+    # short hash of the question (search space and the settings that change the objective, sweeplab.sweep.question):
+    # a changed question is a new study.
     study_name: str | None = (
         "${hydra:runtime.choices.dataset}-${hydra:runtime.choices.model}-${hydra:runtime.choices.optimizer}-${epochs}ep"
+        "-${sweeplab_question_hash:}"
     )
     # null = a journal file in the sweep directory (safe for parallel writers on one machine);
     # postgresql://user@host/db to share the study between machines.
@@ -109,6 +112,9 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # Reserve trials per population job: each steps into the stack where a member has left (pruned, failed or
     # finished), so the stack stays full. null: as many as the population where a pruner is set, else none.
     population_reserve: int | None = None
+    # A study whose confirmed best and top configurations this new study tries first: its name in this storage, or
+    # <storage URL>#<name>. Raise n_trials to extend a study; warm-start a new one when the question changes.
+    warm_start: str | None = None
 
 
 class SweeplabOptunaSweeper(Sweeper):
@@ -144,7 +150,13 @@ class SweeplabOptunaSweeper(Sweeper):
 
 
 def _remove_if_empty(folder) -> None:
-    """The sweep's folder, and the default `multirun/` above it, when this failed sweep was all they held."""
+    """The sweep's folder, and the default `multirun/` above it, when this failed sweep was all they held (an empty
+    journal that opening the study's storage made, included)."""
+    from sweeplab.names import JOURNAL_FILE
+
+    journal = folder / JOURNAL_FILE
+    if journal.is_file() and journal.stat().st_size == 0:
+        journal.unlink()
     for path in (folder, folder.parent if folder.parent.name == "multirun" else None):
         try:
             if path is not None:
