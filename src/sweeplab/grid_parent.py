@@ -9,6 +9,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeplab.names import KIND_TAG, OBJECTIVE_TAG, PARENT_TAG
+from sweeplab.objective import Objective, summary_key
 
 PARENT_ENV = "SWEEPLAB_GRID_PARENT_RUN_ID"
 
@@ -27,7 +28,7 @@ class GridParentRun(Callback):
             self.client, config.mlflow.experiment, config.mlflow.artifact_location)
         run = self.client.create_run(experiment_id, run_name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", tags={
             KIND_TAG: "grid", "mlflow.source.git.commit": tracking.git_commit() or "",
-            OBJECTIVE_TAG: str(config.objective.metric)})
+            OBJECTIVE_TAG: Objective.from_config(config.objective).metric})
         self.run_id = run.info.run_id
         for override in config.hydra.overrides.task:
             key, _, value = override.partition("=")
@@ -41,7 +42,8 @@ class GridParentRun(Callback):
             from sweeplab.tracking import where_to_look
 
             parent = self.client.get_run(self.run_id)
-            line = self._summarise(parent, str(config.objective.metric), str(config.objective.direction))
+            objective = Objective.from_config(config.objective)  # several: the grid is compared by the first
+            line = self._summarise(parent, objective.metric, objective.direction)
             hint = where_to_look(config.mlflow.tracking_uri, parent.info.experiment_id, project_root() / "mlflow.db")
             self._end("FINISHED")
             print(f"{line}\nMLflow:   {hint}   (run '{parent.info.run_name}')", flush=True)
@@ -49,7 +51,7 @@ class GridParentRun(Callback):
     def _summarise(self, parent, metric: str, direction: str) -> str:
         children = self.client.search_runs(
             [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{self.run_id}'", max_results=10000)
-        key = f"best_{metric}"
+        key = summary_key(metric)
         done = [c for c in children if key in c.data.metrics]
         grid_keys = sorted({k.removeprefix("grid.") for k in parent.data.params})
         table = {"run": [c.info.run_name for c in children], "status": [c.info.status for c in children],

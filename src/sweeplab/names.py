@@ -13,7 +13,8 @@ OBJECTIVE_TAG = "sweeplab.objective"  # on a grid's parent run
 
 # Optuna study user attributes
 PRUNER_ATTR = "sweeplab.pruner"
-OBJECTIVE_ATTR = "sweeplab.objective"
+OBJECTIVE_ATTR = "sweeplab.objective"  # the first objective's metric (the one a one-objective study optimises)
+OBJECTIVES_ATTR = "sweeplab.objectives"  # every objective: [{"metric", "direction"}, ...]
 SAMPLER_ATTR = "sweeplab.sampler"
 PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
 CONFIRM_PLAN_ATTR = "sweeplab.confirm_plan"
@@ -28,6 +29,7 @@ SEED_ATTR = "sweeplab.seed"
 CONFIRMS_ATTR = "sweeplab.confirms"  # a confirmation trial: the number of the trial whose configuration it repeats
 FIXED_PARAMS_ATTR = "sweeplab.fixed_params"
 TEST_ACCURACY_ATTR = "test_accuracy"
+FEASIBLE_ATTR = "sweeplab.feasible"  # with objective.constraints: whether the trial met them all
 
 # Files
 WEIGHTS_FILE = "best.pt"

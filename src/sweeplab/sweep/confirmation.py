@@ -14,7 +14,8 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
-from sweeplab.names import CONFIRM_PLAN_ATTR, CONFIRMS_ATTR, ROLE_ATTR, SEED_ATTR, TEST_ACCURACY_ATTR
+from sweeplab.names import CONFIRM_PLAN_ATTR, CONFIRMS_ATTR, FEASIBLE_ATTR, ROLE_ATTR, SEED_ATTR, TEST_ACCURACY_ATTR
+from sweeplab.sweep import pareto
 
 
 @dataclass(frozen=True)
@@ -49,16 +50,20 @@ def jobs(study: optuna.Study, n_search: int, top_k: int, seeds: list[int],
 
 
 def _top_configurations(study, search, top_k: int) -> list:
-    """The best trial of each of the top_k distinct configurations, then the baseline if it is not among them."""
+    """The best trial of each of the top_k distinct feasible configurations (with several objectives: up to top_k
+    points spanning the Pareto front), then the baseline if it is not among them."""
     complete = [t for t in search if t.state == TrialState.COMPLETE]
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    complete.sort(key=lambda t: (-t.value if maximize else t.value, t.number))
-    chosen, seen = [], set()
-    for trial in complete:
-        key = _key(trial.params)
-        if key not in seen and len(chosen) < top_k:
-            chosen.append(trial)
-            seen.add(key)
+    if len(study.directions) > 1:
+        chosen = pareto.spread(pareto.front(search, study.directions), top_k)
+    else:
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        ranked = sorted((t for t in complete if pareto.feasible(t)),
+                        key=lambda t: (-t.value if maximize else t.value, t.number))
+        chosen = []
+        for trial in ranked:
+            if _key(trial.params) not in {_key(t.params) for t in chosen} and len(chosen) < top_k:
+                chosen.append(trial)
+    seen = {_key(t.params) for t in chosen}
     baseline = next((t for t in complete if t.user_attrs.get(ROLE_ATTR) == "baseline"), None)
     if baseline and _key(baseline.params) not in seen:
         chosen.append(baseline)
@@ -176,9 +181,12 @@ def answer(study: optuna.Study, study_seed: int) -> Answer | None:
     None before any confirmation ran. Counting the search trial's value as one seed is never worse in the measured
     simulation (docs/benchmarks.md): the fresh seeds outweigh the luck that picked it."""
     by_source: dict[int, dict] = {}
+    infeasible = set()  # configurations that broke a constraint on some seed: shown, never the answer
     trials = study.get_trials(deepcopy=False)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if trial.user_attrs.get(ROLE_ATTR) == "confirm":
+            if trial.user_attrs.get(FEASIBLE_ATTR) is False:
+                infeasible.add(trial.user_attrs[CONFIRMS_ATTR])
             entry = by_source.setdefault(trial.user_attrs[CONFIRMS_ATTR], {"values": {}, "test": {}})
             seed = trial.user_attrs[SEED_ATTR]
             entry["values"][seed] = trial.value
@@ -194,7 +202,10 @@ def answer(study: optuna.Study, study_seed: int) -> Answer | None:
                 entry["test"][study_seed] = source.user_attrs[TEST_ACCURACY_ATTR]
     table = [Estimate(n, dict(trials[n].params), e["values"], e["test"]) for n, e in sorted(by_source.items())]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = max(table, key=lambda e: e.mean) if maximize else min(table, key=lambda e: e.mean)
+    candidates = [e for e in table if e.trial not in infeasible and pareto.feasible(trials[e.trial])]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda e: e.mean) if maximize else min(candidates, key=lambda e: e.mean)
     baseline = next((e for e in table if trials[e.trial].user_attrs.get(ROLE_ATTR) == "baseline"), None)
     return Answer(best, baseline, table)
 

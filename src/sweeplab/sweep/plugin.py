@@ -75,7 +75,8 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # GP: measured best on this space (docs/benchmarks.md, "Choosing the sampler"); `hydra/sweeper/sampler=tpe` is
     # multivariate TPE with the constant liar, the better choice for many trials at once.
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp"}, {"pruner": "none"}])
-    direction: Any = "${objective.direction}"  # the app's objective decides
+    # The app's objective decides: its direction, or its list of directions (several objectives).
+    direction: Any = "${sweeplab_directions:${oc.select:objective.directions,null},${objective.direction}}"
     # Same command, same study: re-running it resumes the study instead of starting another.
     study_name: str | None = (
         "${hydra:runtime.choices.dataset}-${hydra:runtime.choices.model}-${hydra:runtime.choices.optimizer}-${epochs}ep"

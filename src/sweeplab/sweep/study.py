@@ -79,8 +79,12 @@ def started(study: optuna.Study) -> int:
 
 
 def best_search_trial(study: optuna.Study, n_search: int) -> FrozenTrial | None:
-    """The search's best trial (confirmation trials, numbered n_search and up, are left out)."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number < n_search]
+    """The search's best feasible trial (confirmation trials, numbered n_search and up, are left out); None with
+    several objectives, which have a front instead (sweeplab.sweep.pareto)."""
+    if len(study.directions) > 1:
+        return None
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.number < n_search and all(v <= 0 for v in t.constraints.values())]
     if not complete:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -88,6 +92,8 @@ def best_search_trial(study: optuna.Study, n_search: int) -> FrozenTrial | None:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:  # no COMPLETE trial yet

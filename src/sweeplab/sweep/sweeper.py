@@ -15,11 +15,12 @@ import optuna
 from optuna.trial import TrialState
 
 from sweeplab import compat, tracking
-from sweeplab.errors import SweeplabError
-from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, SAMPLER_ATTR, TRIAL_ENV
+from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, OBJECTIVES_ATTR, PRUNER_ATTR, SAMPLER_ATTR, \
+    TRIAL_ENV
 from sweeplab.paths import project_root
 from sweeplab.settings import cpu_count
-from sweeplab.sweep import confirmation, parent_run, report
+from sweeplab.sweep import confirmation, front_report, pareto, parent_run, report
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_study
 from sweeplab.sweep.trial_loop import TrialLoop
@@ -49,7 +50,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
         """The whole sweep; raises SweeplabError (bad input, before any trial) or SweepFailed (after trials ran)."""
         plan = make_plan(self, arguments)
         sampler = confirmation.ConfirmingSampler(plan.sampler, plan.n_trials)
-        study, created = open_study(plan.name, plan.storage, sampler, self._get_directions())
+        study, created = open_study(plan.name, plan.storage, sampler, list(plan.objectives.directions))
+        if not created:
+            check_same_objectives(study, plan.objectives)
         self._describe(study, plan, created)
         parent_id = self._attach_parent(study, created, plan) if plan.client else None
 
@@ -79,7 +82,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
         )
         failures = loop.run()
         too_many = failures > self.max_failure_rate * plan.n_trials
-        answered = best_search_trial(study, plan.n_trials) is not None
+        answered = bool(pareto.search_front(study, plan.n_trials)) if plan.objectives.several else \
+            best_search_trial(study, plan.n_trials) is not None
         self._finish(study, plan, parent_id, began, "FINISHED" if answered and not too_many else "FAILED")
         if too_many:
             raise SweepFailed(
@@ -87,6 +91,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 f"n_trials={plan.n_trials}; stopped. Reasons are in each trial's log under {plan.sweep_dir}"
             )
         if not answered:
+            if any(t.state == TrialState.COMPLETE for t in study.trials):
+                raise SweepFailed(f"no trial of study {study.study_name} met objective.constraints "
+                                  f"({', '.join(c.name for c in plan.objectives.constraints)}); loosen them")
             reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in study.trials if t.state == TrialState.FAIL}
             raise SweepFailed(f"no trial of study {study.study_name} completed "
                               f"(failure reasons: {'; '.join(sorted(str(r) for r in reasons))})")
@@ -95,10 +102,12 @@ class StudySweeper(compat.OptunaSweeperImpl):
         study.set_user_attr(PRUNER_ATTR, self.pruner_spec)
         study.set_user_attr(SAMPLER_ATTR, type(plan.sampler).__name__)
         study.set_user_attr(OBJECTIVE_ATTR, plan.objective)
+        study.set_user_attr(OBJECTIVES_ATTR, [{"metric": m, "direction": d} for m, d in
+                                              zip(plan.objectives.metrics, plan.objectives.directions)])
         if created:
             with warnings.catch_warnings():  # "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show it by name
+                study.set_metric_names(list(plan.objectives.metrics))  # optuna-dashboard and plots show them by name
             if plan.baseline is None:
                 log.warning("The configuration without a sweep lies outside the search space: no baseline trial")
             elif isinstance(plan.sampler, optuna.samplers.GridSampler):
@@ -152,9 +161,11 @@ class StudySweeper(compat.OptunaSweeperImpl):
         params.update({
             "sampler": type(plan.sampler).__name__, "sampler.seed": self.config.seed,
             "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
-            "objective": plan.objective, "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
+            "objective": ",".join(plan.objectives.metrics), "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
             "confirm.seeds": plan.confirm.seeds, "population": plan.population,
             "population_reserve": plan.reserve, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
+            **({"constraints": ",".join(c.name for c in plan.objectives.constraints)}
+               if plan.objectives.constraints else {}),
         })
         tags = {"optuna.study": study.study_name, KIND_TAG: "study", "dataset": self.config.dataset.name,
                 "mlflow.source.git.commit": tracking.git_commit()}
@@ -162,6 +173,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _finish(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float, status: str) -> None:
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+        if plan.objectives.several:
+            return self._finish_front(study, plan, parent_id, began, status)
         confirmed = confirmation.answer(study, self.config.seed)
         direction = self._get_directions()[0]
         results = report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, direction)
@@ -175,6 +188,36 @@ class StudySweeper(compat.OptunaSweeperImpl):
             hint += f"   (run 'study-{study.study_name}')"
         print(report.summary(study, plan.n_trials, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction), flush=True)
+
+    def _finish_front(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float,
+                      status: str) -> None:
+        """Several objectives: the search's front and the confirmed front, in the results, the parent run and the
+        console."""
+        metrics = list(plan.objectives.metrics)
+        table = pareto.confirmed_front(study, self.config.seed, metrics)
+        results = front_report.write_results(study, plan.sweep_dir, plan.n_trials, metrics, table)
+        hint = None
+        if parent_id:
+            plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
+            plots.append(front_report.write_figure(study, plan.n_trials, metrics, table, plan.sweep_dir / "plots"))
+            front_report.log_front(plan.client, parent_id, study, plan.n_trials, metrics, table)
+            parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials)
+            experiment = plan.client.get_run(parent_id).info.experiment_id
+            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
+            hint += f"   (run 'study-{study.study_name}')"
+        print(front_report.summary(study, plan.n_trials, metrics, table, time.monotonic() - began, results, hint,
+                                   plan.storage_hint), flush=True)
+
+
+def check_same_objectives(study: optuna.Study, objectives) -> None:
+    """A resumed (or joined) study must optimise what this sweep asks for."""
+    directions = [d.name.lower() for d in study.directions]
+    stored = study.metric_names or list(objectives.metrics)  # a joiner may look before the creator names them
+    if list(stored) != list(objectives.metrics) or directions != list(objectives.directions):
+        raise ConfigError(
+            f"study {study.study_name} optimises {', '.join(f'{m} ({d})' for m, d in zip(stored, directions))}, "
+            f"not {', '.join(f'{m} ({d})' for m, d in zip(objectives.metrics, objectives.directions))}; set the same "
+            f"objective to resume it, or another hydra.sweeper.study_name for a new study")
 
 
 LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment
