@@ -92,7 +92,7 @@ def test_single_job_with_the_projects_model(wheel_venv, project):
 def test_optuna_sweep_with_parent_and_child_runs(wheel_venv, project):
     result = run(wheel_venv, project, "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
-    study_dir = project / "multirun" / "digits-small_cnn-adam-2ep"
+    (study_dir,) = (project / "multirun").glob("digits-small_cnn-adam-2ep-*")
     results = yaml.safe_load((study_dir / RESULTS_FILE).read_text())
     assert results["name"] == "optuna" and set(results["best_params"]) == {"batch_size", "optimizer.lr"}
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")

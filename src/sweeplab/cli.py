@@ -4,7 +4,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -25,12 +27,13 @@ def task(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
-    from sweeplab.overrides import unread_additions
+    from sweeplab.overrides import check_resolvable, unread_additions
 
     for warning in unread_additions(cfg, hydra_cfg.overrides.task):
         sys.stderr.write(f"{warning}\n")
     link = _sweep_link()
     try:
+        check_resolvable(cfg)
         JobSettings.from_config(cfg)  # bad values fail before the slow imports (MLflow, Optuna) below
         from sweeplab.job import run_job
         from sweeplab.labels import RunLabels
@@ -143,11 +146,18 @@ def register_configs() -> None:
     register()
     OmegaConf.register_resolver("sweeplab_config_groups", _config_groups, replace=True)
     OmegaConf.register_resolver("sweeplab_directions", _directions, replace=True)
+    OmegaConf.register_resolver("sweeplab_question_hash", _question_hash, replace=True)
 
 
 def _directions(several, one):
     """The sweeper's default direction: the objective's directions (several objectives) or its direction (one)."""
     return list(several) if several is not None else one
+
+
+def _question_hash(*, _root_) -> str:
+    from sweeplab.sweep.question import hash_resolver  # Optuna loads only when a sweep's name is resolved
+
+    return hash_resolver(_root_=_root_)
 
 
 def _config_groups(sources) -> str:
@@ -174,9 +184,36 @@ def _config_groups(sources) -> str:
     return "\n".join(lines)
 
 
+# Ctrl-C (SIGINT) and SIGTERM stop a job or a sweep the same way; the exit code says which signal it was.
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_received = [signal.SIGINT]
+
+
+def _on_sigterm(signum, frame) -> None:
+    _received[0] = signum
+    raise KeyboardInterrupt
+
+
 def main(config_path: str = "conf", config_name: str = "config", caller_file: str | None = None) -> None:
     """Run a sweeplab app: its primary config is `<config_path>/<config_name>.yaml`, config_path relative to the
-    calling script (caller_file), whose folder is also the project root that relative paths resolve against."""
+    calling script (caller_file), whose folder is also the project root that relative paths resolve against.
+
+    Ctrl-C or SIGTERM ends it in one line and exit 130 (143): a sweep fails its running trials as interrupted (their
+    MLflow runs and the parent run end KILLED) and says what is complete; rerunning the same command continues."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _main(config_path, config_name, caller_file)
+    except KeyboardInterrupt as stop:
+        name = signal.Signals(_received[0]).name
+        sys.stderr.write(f"interrupted ({name}): {stop or 'stopped before the end; its MLflow run, if any, ended KILLED'}\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if threading.active_count() > 1:  # parallel trial slots still wait on their jobs: do not wait for them
+            os._exit(EXIT_CODES[_received[0]])
+        sys.exit(EXIT_CODES[_received[0]])
+
+
+def _main(config_path: str, config_name: str, caller_file: str | None) -> None:
     # Hydra instantiates config callbacks without an execution whitelist; ours is trusted code.
     warnings.filterwarnings("ignore", r"hydra\.utils\.instantiate\(\) resolved _target_='sweeplab\.(cli|grid_parent)\.")
     conf = config_dir(config_path, caller_file)
@@ -191,7 +228,10 @@ def main(config_path: str = "conf", config_name: str = "config", caller_file: st
         sys.argv = _whole_config_for_hydra_node(sys.argv, args.package)
     register_configs()
     if args.overrides:
-        from sweeplab.overrides import check_overrides
+        from sweeplab.overrides import check_overrides, unused_without_multirun
+
+        if not args.multirun and (warning := unused_without_multirun(args.overrides)):
+            sys.stderr.write(f"{warning}\n")
 
         try:
             check_overrides(str(conf), config_name, args.overrides)

@@ -22,7 +22,7 @@ RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_tri
                           "_get_trials"]
 
 __all__ = ["ConfigRepository", "ConfigSearchPathImpl", "create_config_search_path", "get_args_parser",
-           "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "set_trial_waiting", "return_value", *_LAZY]
+           "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "storage_of", "set_trial_waiting", "return_value", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -39,6 +39,11 @@ def versions() -> str:
 def trial_id(trial) -> int:
     """The storage's id of an Optuna trial (Trial and FrozenTrial keep it private; storages and heartbeats need it)."""
     return trial._trial_id
+
+
+def storage_of(study):
+    """The storage a study lives in (Study keeps it private)."""
+    return study._storage
 
 
 def set_trial_waiting(study, trial) -> None:

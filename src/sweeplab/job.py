@@ -124,7 +124,8 @@ class TrackedTraining:
         objective = self.prepared.objective
         if self.trial and not objective.several:  # Optuna cannot prune a study of several objectives
             # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
-            self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)))
+            self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)),
+                              last=metrics.epoch >= self.settings.epochs)
 
     def finish(self, model: torch.nn.Module, history, costs: dict | None = None) -> float | list[float]:
         """Test the best epoch's weights, save them, log the results and the training's ``costs`` (see
@@ -165,7 +166,10 @@ class TrackedTraining:
             self.run.end("KILLED", str(reason))
 
     def failed(self, error: BaseException) -> None:
-        if self.run:
+        if self.run and isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM: the sweep fails it as interrupted
+            self.run.tags({STATE_TAG: "FAIL"})
+            self.run.end("KILLED", "interrupted")
+        elif self.run:
             self.run.tags({STATE_TAG: "FAIL"})
             self.run.end("FAILED", f"{type(error).__name__}: {error}")
 

@@ -17,7 +17,10 @@ OBJECTIVE_ATTR = "sweeplab.objective"  # the first objective's metric (the one a
 OBJECTIVES_ATTR = "sweeplab.objectives"  # every objective: [{"metric", "direction"}, ...]
 SAMPLER_ATTR = "sweeplab.sampler"
 PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
-CONFIRM_PLAN_ATTR = "sweeplab.confirm_plan"
+CONFIRM_PLAN_ATTR = "sweeplab.confirm_plan"  # on the confirmation study: its jobs, by trial number
+QUESTION_ATTR = "sweeplab.question"  # the search space and the fixed settings that change the objective
+NOTE_ATTR = "sweeplab.note"  # what a study holds, in words (the confirmation study says it holds repeats)
+WARM_START_ATTR = "sweeplab.warm_start"  # the study whose configurations were enqueued first
 
 # Optuna trial user attributes
 RUN_ID_ATTR = "mlflow_run_id"
@@ -28,6 +31,9 @@ ROLE_ATTR = "sweeplab.role"
 SEED_ATTR = "sweeplab.seed"
 CONFIRMS_ATTR = "sweeplab.confirms"  # a confirmation trial: the number of the trial whose configuration it repeats
 FIXED_PARAMS_ATTR = "sweeplab.fixed_params"
+RUN_SETTINGS_ATTR = "sweeplab.run_settings"  # pruner, sampler, n_jobs, population of the run that asked the trial
+INTERRUPTED = "interrupted"  # a trial's fail_reason when Ctrl-C or SIGTERM stopped it: a rerun runs it again
+WORKER_DIED = "its worker process died"
 TEST_ACCURACY_ATTR = "test_accuracy"
 FEASIBLE_ATTR = "sweeplab.feasible"  # with objective.constraints: whether the trial met them all
 
@@ -35,6 +41,7 @@ FEASIBLE_ATTR = "sweeplab.feasible"  # with objective.constraints: whether the t
 WEIGHTS_FILE = "best.pt"
 RESULTS_FILE = "optimization_results.yaml"
 JOURNAL_FILE = "optuna.journal"
+CONFIRM_SUFFIX = ".confirm"  # the sibling study `<study>.confirm` holds the confirmation trials
 CONFIRMATION_TABLE = "confirmation.json"
 
 # A sweep job's link to its Optuna trial(s), set by the sweeper in the job's environment (hydra.job.env_set), never

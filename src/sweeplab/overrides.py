@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.compat import ConfigRepository, create_config_search_path
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, first_line
 
 
 def check_overrides(config_dir: str, config_name: str, overrides: list[str]) -> None:
@@ -114,9 +114,42 @@ def not_in_config_message(error: Exception, config_dir: str, config_name: str, o
     groups = [o for o in overrides if "=" in o and repository.group_exists(o.split("=", 1)[0])]
     try:
         with initialize_config_dir(config_dir=config_dir):
-            cfg = compose(config_name, overrides=groups)
+            cfg = compose(config_name, overrides=groups, return_hydra_config=key.startswith("hydra."))
         close = difflib.get_close_matches(key, config_keys(cfg), n=1)
     except Exception:
         close = []
-    hint = f"did you mean {close[0]}={value}? " if close else ""
-    return f"{key} is not a key of the config; {hint}To add a new key, write +{key}={value}"
+    if close:
+        return f"{key} is not a key of the config; did you mean {close[0]}={value}?"
+    return f"{key} is not a key of the config; to add a new key, write +{key}={value}"
+
+
+def check_resolvable(cfg) -> None:
+    """Every job setting resolves, or one line says which does not and how to fix it (a dataset config without
+    val_size leaves `val_size: ${dataset.val_size}` unresolvable: Hydra's message would be a traceback)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    for key in cfg:
+        if key == "hydra":
+            continue
+        try:
+            OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
+        except OmegaConfBaseException as error:
+            dataset = OmegaConf.select(cfg, "hydra.runtime.choices.dataset", default=None)
+            if key == "val_size" and "dataset.val_size" in str(error):
+                raise ConfigError(
+                    f"the dataset config{f' {dataset!r}' if dataset else ''} sets no val_size (how many training "
+                    f"images to hold out for validation); add e.g. `val_size: 5000` to it, or pass val_size=5000"
+                ) from None
+            raise ConfigError(f"{key} cannot be resolved: {first_line(error)}") from None
+
+
+SWEEP_ONLY = ("hydra.sweeper.", "hydra/sweeper/")
+
+
+def unused_without_multirun(overrides: list[str]) -> str | None:
+    """One warning line for sweeper keys given to a single job (no -m), which nothing reads."""
+    keys = [o for o in overrides if o.lstrip("+~").startswith(SWEEP_ONLY)]
+    if not keys:
+        return None
+    return (f"warning: {' '.join(keys)} {'is' if len(keys) == 1 else 'are'} read only by a sweep, and this single job "
+            f"ignores {'it' if len(keys) == 1 else 'them'}; add -m to sweep (python train.py -m hydra/sweeper=optuna ...)")

@@ -34,10 +34,12 @@ class Member:
     number: int
     trial_id: int
     overrides: list[str]  # where it differs from the population's first member
+    folder: str  # its job folder's name, beside the population's: its trial number (confirm-<number>)
 
 
 def members_of(population: list[dict]) -> list[Member]:
-    return [Member(int(m["number"]), int(m["trial_id"]), list(m["overrides"])) for m in population]
+    return [Member(int(m["number"]), int(m["trial_id"]), list(m["overrides"]), str(m.get("folder", m["number"])))
+            for m in population]
 
 
 def member_config(cfg: DictConfig, member: Member) -> DictConfig:
@@ -82,7 +84,7 @@ def run_population(cfg: DictConfig, output_dir: Path, labels: RunLabels, task_ov
 
 def _member_folder(population_dir: Path, member: Member, cfg: DictConfig, task_overrides: list[str]) -> Path:
     """The member's own job folder beside the population's, with the .hydra files a lone job would have."""
-    folder = population_dir.parent / str(member.number)
+    folder = population_dir.parent / member.folder
     hydra_dir = folder / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, hydra_dir / "config.yaml")

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweeplab.names import JOURNAL_FILE, KIND_TAG, PARENT_TAG
+from sweeplab.names import CONFIRM_SUFFIX, JOURNAL_FILE, KIND_TAG, PARENT_TAG
 from tests.helpers import PROJECT_ROOT, clean_env
 
 # Fast, offline and single-threaded: digits ships with scikit-learn, 2 epochs take well under a second.
@@ -70,10 +70,15 @@ class Sweep:
         return JournalStorage(JournalFileBackend(str(self.journal)))
 
     def study(self, name: str | None = None) -> optuna.Study:
+        """The search study (each test sweep holds one, and perhaps its sibling `<name>.confirm`)."""
         storage = self.storage()
         if name is None:
-            (name,) = optuna.get_all_study_names(storage)  # each test sweep holds exactly one study
+            (name,) = [n for n in optuna.get_all_study_names(storage) if not n.endswith(CONFIRM_SUFFIX)]
         return optuna.load_study(study_name=name, storage=storage)
+
+    def confirm_study(self, name: str | None = None) -> optuna.Study:
+        """The study that holds the search study's confirmation trials."""
+        return optuna.load_study(study_name=self.study(name).study_name + CONFIRM_SUFFIX, storage=self.storage())
 
     def job_dirs(self) -> list[Path]:
         return sorted((p for p in self.dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
@@ -91,8 +96,11 @@ class Sweep:
     def children(self, parent_id: str) -> list:
         return [r for r in self.runs() if r.data.tags.get(PARENT_TAG) == parent_id]
 
-    def child_by_trial(self, parent_id: str) -> dict[int, object]:
-        return {int(r.data.tags["optuna.trial"]): r for r in self.children(parent_id)}
+    def child_by_trial(self, parent_id: str, study: str | None = None) -> dict[int, object]:
+        """The child runs by trial number, of the search study's trials (or of ``study``'s)."""
+        study = study or self.study().study_name
+        return {int(r.data.tags["optuna.trial"]): r for r in self.children(parent_id)
+                if r.data.tags.get("optuna.study") == study}
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Issue 11: the baseline is trial 0, the best configurations are trained again on fresh seeds as trials of the
-same study, and the answer is the best mean over seeds, said against the baseline's."""
+sibling study `<study>.confirm`, and the answer is the best mean over seeds, said against the baseline's."""
 from collections import Counter
 
 import pytest
@@ -29,7 +29,7 @@ def roles(study) -> Counter:
 
 
 def expected_sources(study) -> set[int]:
-    search = [t for t in study.trials if t.number < N_SEARCH and t.state == TrialState.COMPLETE]
+    search = [t for t in study.trials if t.state == TrialState.COMPLETE]
     top = {t.number for t in sorted(search, key=lambda t: -t.value)[:TOP_K]}
     return top | {0}
 
@@ -43,14 +43,15 @@ def test_the_baseline_is_trial_0(confirmed):
 def test_confirmation_adds_top_k_times_seeds_and_the_baselines(confirmed):
     study = confirmed.study()
     sources = expected_sources(study)
-    confirm = [t for t in study.trials if t.user_attrs.get(ROLE_ATTR) == "confirm"]
-    assert len(study.trials) == N_SEARCH + SEEDS * len(sources) and len(confirm) == SEEDS * len(sources)
+    confirm = confirmed.confirm_study().trials
+    assert len(study.trials) == N_SEARCH and roles(study) == {"baseline": 1, "search": N_SEARCH - 1}
+    assert len(confirm) == SEEDS * len(sources) and roles(confirmed.confirm_study()) == {"confirm": len(confirm)}
     assert {t.user_attrs[CONFIRMS_ATTR] for t in confirm} == sources
-    assert all(t.number >= N_SEARCH and t.state == TrialState.COMPLETE for t in confirm)
+    assert all(t.state == TrialState.COMPLETE for t in confirm)
     for trial in confirm:
         source = study.trials[trial.user_attrs[CONFIRMS_ATTR]]
         assert trial.params == source.params
-        config = yaml.safe_load((confirmed.dir / str(trial.number) / ".hydra" / "config.yaml").read_text())
+        config = yaml.safe_load((confirmed.dir / f"confirm-{trial.number}" / ".hydra" / "config.yaml").read_text())
         assert config["seed"] == trial.user_attrs[SEED_ATTR] != 42  # fresh weights and batch order
         assert config["split_seed"] == 42  # the study's validation split
     assert len({(t.user_attrs[CONFIRMS_ATTR], t.user_attrs[SEED_ATTR]) for t in confirm}) == len(confirm)
@@ -59,10 +60,9 @@ def test_confirmation_adds_top_k_times_seeds_and_the_baselines(confirmed):
 def test_the_answer_is_the_best_mean_against_the_baseline(confirmed):
     study = confirmed.study()
     means = {}  # each confirmed configuration: its search trial's value and its fresh seeds'
-    for trial in study.trials:
-        if trial.user_attrs.get(ROLE_ATTR) == "confirm":
-            source = trial.user_attrs[CONFIRMS_ATTR]
-            means.setdefault(source, [study.trials[source].value]).append(trial.value)
+    for trial in confirmed.confirm_study().trials:
+        source = trial.user_attrs[CONFIRMS_ATTR]
+        means.setdefault(source, [study.trials[source].value]).append(trial.value)
     best_source = max(means, key=lambda n: sum(means[n]) / len(means[n]))
     results = yaml.safe_load((confirmed.dir / RESULTS_FILE).read_text())
     assert results["best_trial"] == best_source and results["best_params"] == study.trials[best_source].params
@@ -72,15 +72,18 @@ def test_the_answer_is_the_best_mean_against_the_baseline(confirmed):
     assert section["gain"] == pytest.approx(section["best"]["mean"] - section["baseline"]["mean"])
     assert section["best"]["test_accuracy_mean"] is not None
     assert "Verdict: " in confirmed.stdout and section["verdict"] in confirmed.stdout
-    assert results["search_best"]["best_value"] == max(
-        t.value for t in study.trials if t.number < N_SEARCH and t.state == TrialState.COMPLETE)
+    assert results["search_best"]["best_value"] == max(t.value for t in study.trials if t.state == TrialState.COMPLETE)
+    assert results["search_best"]["best_trial"] == study.best_trial.number  # what optuna-dashboard shows as best
 
 
 def test_one_parent_holds_every_trial_and_the_confirmation_table(confirmed):
     study = confirmed.study()
     (parent,) = confirmed.parents()
     children = confirmed.child_by_trial(parent.info.run_id)
-    assert sorted(children) == [t.number for t in study.trials] and len(confirmed.runs()) == 1 + len(study.trials)
+    repeats = confirmed.child_by_trial(parent.info.run_id, confirmed.confirm_study().study_name)
+    assert sorted(children) == [t.number for t in study.trials]
+    assert sorted(repeats) == [t.number for t in confirmed.confirm_study().trials]
+    assert len(confirmed.runs()) == 1 + len(children) + len(repeats)
     metrics = parent.data.metrics
     results = yaml.safe_load((confirmed.dir / RESULTS_FILE).read_text())["confirmed"]
     assert metrics["confirmed_mean"] == pytest.approx(results["best"]["mean"])
@@ -91,11 +94,11 @@ def test_one_parent_holds_every_trial_and_the_confirmation_table(confirmed):
 
 
 def test_a_resume_repeats_neither_the_baseline_nor_the_confirmation(confirmed):
-    before = len(confirmed.study().trials)
+    before = len(confirmed.study().trials), len(confirmed.confirm_study().trials)
     code, out, err = confirmed.run(*CONFIRM)
     assert code == 0, err[-3000:]
     study = confirmed.study()
-    assert len(study.trials) == before and roles(study)["baseline"] == 1
+    assert (len(study.trials), len(confirmed.confirm_study().trials)) == before and roles(study)["baseline"] == 1
 
 
 def test_two_workers_share_one_baseline_and_one_confirmation(new_sweep):
@@ -105,12 +108,12 @@ def test_two_workers_share_one_baseline_and_one_confirmation(new_sweep):
     for worker in workers:
         assert worker.wait(timeout=600) == 0, (space.root / "started-sweep.log").read_text()[-3000:]
     study = space.study()
-    confirm = [t for t in study.trials if t.user_attrs.get(ROLE_ATTR) == "confirm"]
+    confirm = space.confirm_study().trials
     sources = {t.user_attrs[CONFIRMS_ATTR] for t in confirm}
     assert roles(study)["baseline"] == 1 and study.trials[0].params == BASELINE
-    assert len(confirm) == 2 * len(sources) and len(study.trials) == 4 + len(confirm)
+    assert len(confirm) == 2 * len(sources) and len(study.trials) == 4
     assert len({(t.user_attrs[CONFIRMS_ATTR], t.user_attrs[SEED_ATTR]) for t in confirm}) == len(confirm)
-    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials + confirm)
     wait_for(lambda: len(space.parents()) == 1, 10, what="one parent run")
 
 

@@ -16,12 +16,13 @@ pytestmark = pytest.mark.slow
 EPOCHS, K = 3, 4
 
 
-def populations(space) -> list[list[int]]:
-    """The trial numbers of each population job, read from the job's link to its trials."""
-    found = []
-    for folder in sorted(space.dir.glob("population-*"), key=lambda f: int(f.name.rpartition("-")[2])):
-        found.append([m["number"] for m in job_link(folder)["population"]])
-    return found
+def populations(space, confirming: bool = False) -> list[list[int]]:
+    """The trial numbers of each population job (of the search, or of the confirmation study), read from the job's
+    link to its trials."""
+    prefix = "population-confirm-" if confirming else "population-"
+    folders = [f for f in space.dir.glob(prefix + "*") if f.name.removeprefix(prefix).isdigit()]
+    return [[m["number"] for m in job_link(folder)["population"]]
+            for folder in sorted(folders, key=lambda f: int(f.name.removeprefix(prefix)))]
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +50,17 @@ def test_trials_run_in_populations_that_share_the_batch_size(swept):
     for trial in trials:  # each member reports every epoch it trained, as a trial of its own would
         epochs = EPOCHS if trial.state == TrialState.COMPLETE else len(trial.intermediate_values)
         assert list(trial.intermediate_values) == list(range(1, epochs + 1))
-    assert {t.user_attrs["sweeplab.role"] for t in trials[8:]} == {"confirm"}
+    assert len(trials) == 8 and {t.user_attrs["sweeplab.role"] for t in space.confirm_study().trials} == {"confirm"}
 
 
 def test_confirmation_trials_that_share_a_batch_size_run_together(swept):
     space, _, _ = swept
-    trials = space.study().get_trials()
-    confirming = [t for t in trials if t.number >= 8]
+    confirming = space.confirm_study().get_trials()
     assert 4 <= len(confirming) <= 6  # two configurations and the baseline, two seeds each
     by_batch = {}
     for t in confirming:
         by_batch.setdefault(t.params["batch_size"], []).append(t.number)
-    jobs = [g for g in populations(space) if g[0] >= 8]
+    jobs = populations(space, confirming=True)
     jobs += [[n] for n in (t.number for t in confirming) if not any(n in g for g in jobs)]  # trials run alone
     assert len(jobs) == sum(-(-len(numbers) // K) for numbers in by_batch.values())
 

@@ -2,6 +2,7 @@
 (optimization_results.yaml as the official plugin does) and how it is tracked in MLflow (one parent, a child per
 trial). One tiny real sweep is shared by the tests of this module."""
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from tests.helpers import job_link
 
 pytestmark = pytest.mark.slow
 
-STUDY = "digits-ffn256-adam-2ep"  # the default name: <dataset>-<model>-<optimizer>-<epochs>ep, the groups' choices
+# The default name: <dataset>-<model>-<optimizer>-<epochs>ep-<hash of the question>, the groups' choices first.
+DEFAULT_NAME = re.compile(r"digits-ffn256-adam-2ep-[0-9a-f]{6}")
 N_TRIALS = 3
 POWERS_OF_TWO = [16, 32, 64, 128, 256, 512]
 
@@ -35,7 +37,7 @@ def test_default_search_space_in_config():
     sweeper = cfg_hydra("hydra/sweeper=optuna")
     assert sweeper["_target_"].endswith("SweeplabOptunaSweeper")
     assert sweeper["direction"] == "maximize"  # objective.direction's
-    assert sweeper["study_name"] == "mnist-ffn256-adam-10ep"
+    assert re.fullmatch(r"mnist-ffn256-adam-10ep-[0-9a-f]{6}", sweeper["study_name"]), sweeper["study_name"]
     assert cfg_hydra("hydra/sweeper=optuna", "objective.direction=minimize")["direction"] == "minimize"
     assert sweeper["n_trials"] == 25
     assert sweeper["sampler"]["_target_"] == "optuna.samplers.GPSampler"  # issue 11: measured best
@@ -58,7 +60,7 @@ def sweep(new_sweep):
 
 
 def test_trials_sample_the_default_space(sweep):
-    study = sweep.study(STUDY)
+    study = sweep.study()
     assert study.direction.name == "MAXIMIZE"
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * N_TRIALS
     for trial in study.trials:
@@ -73,7 +75,7 @@ def test_trials_sample_the_default_space(sweep):
 
 def test_optimization_results_match_best_trial(sweep):
     results = yaml.safe_load((sweep.dir / RESULTS_FILE).read_text())
-    best = sweep.study(STUDY).best_trial
+    best = sweep.study().best_trial
     assert results["name"] == "optuna"
     assert results["best_value"] == best.value
     assert results["best_params"] == best.params
@@ -81,7 +83,7 @@ def test_optimization_results_match_best_trial(sweep):
 
 
 def test_extra_search_key_and_pass_through_overrides(sweep):
-    study = sweep.study(STUDY)
+    study = sweep.study()
     dirs = sweep.job_dirs()
     assert [d.name for d in dirs] == [str(t.number) for t in study.trials]
     for trial, folder in zip(study.trials, dirs):
@@ -97,17 +99,18 @@ def test_extra_search_key_and_pass_through_overrides(sweep):
 
 
 def test_one_parent_run_with_a_child_per_trial(sweep):
-    study = sweep.study(STUDY)
+    study = sweep.study()
     (parent,) = sweep.parents()
     assert study.user_attrs[PARENT_RUN_ATTR] == parent.info.run_id
-    assert parent.info.run_name == f"study-{STUDY}" and parent.info.status == "FINISHED"
+    assert DEFAULT_NAME.fullmatch(study.study_name), study.study_name
+    assert parent.info.run_name == f"study-{study.study_name}" and parent.info.status == "FINISHED"
     children = sweep.child_by_trial(parent.info.run_id)
     assert len(sweep.runs()) == 1 + N_TRIALS  # nothing outside the parent/child tree
     assert sorted(children) == [t.number for t in study.trials]
     for trial in study.trials:
         child = children[trial.number]
         tags = child.data.tags
-        assert tags["optuna.study"] == STUDY
+        assert tags["optuna.study"] == study.study_name
         assert tags["optuna.sampler"] == "GPSampler"
         assert tags["seed"] == "42"
         assert tags[STATE_TAG] == "COMPLETE" and child.info.status == "FINISHED"
@@ -117,7 +120,7 @@ def test_one_parent_run_with_a_child_per_trial(sweep):
 
 
 def test_parent_run_holds_the_study_summary(sweep):
-    study = sweep.study(STUDY)
+    study = sweep.study()
     best = study.best_trial
     (parent,) = sweep.parents()
     metrics, tags, params = parent.data.metrics, parent.data.tags, parent.data.params
@@ -125,7 +128,7 @@ def test_parent_run_holds_the_study_summary(sweep):
     assert metrics["trials_pruned"] == 0 and metrics["trials_fail"] == 0
     assert metrics["best_val_accuracy"] == pytest.approx(best.value)
     assert metrics["epochs_trained"] == 2 * N_TRIALS
-    assert tags["optuna.study"] == STUDY
+    assert tags["optuna.study"] == study.study_name
     assert tags["best_trial"] == str(best.number)
     assert tags["best_child_run_id"] == sweep.child_by_trial(parent.info.run_id)[best.number].info.run_id
     assert tags["best.batch_size"] == str(best.params["batch_size"])
@@ -147,7 +150,7 @@ def test_parent_run_artifacts_and_best_model(sweep):
     from_parent = [m for m in models if m.source_run_id == run_id]
     assert len(from_parent) == 1, models  # the best trial's model only; trials keep weights as artifacts
     assert str(from_parent[0].status).endswith("READY")
-    best = sweep.study(STUDY).best_trial
+    best = sweep.study().best_trial
     assert parent.data.tags[MODEL_TRIAL_TAG] == str(best.number)
     for child in sweep.children(run_id):
         assert WEIGHTS_FILE in {f.path for f in client.list_artifacts(child.info.run_id)}

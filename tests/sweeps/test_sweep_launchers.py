@@ -112,11 +112,15 @@ def test_basic_sweeper_config_has_no_optuna_keys():
     basic_dir = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir"))
     assert re.search(r"/multirun/\d{4}-\d{2}-\d{2}/\d{2}-\d{2}-\d{2}$", basic_dir), basic_dir
     optuna_dir = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir", "hydra/sweeper=optuna"))
-    assert optuna_dir.endswith("/multirun/mnist-ffn256-adam-10ep"), optuna_dir
+    assert re.search(r"/multirun/mnist-ffn256-adam-10ep-[0-9a-f]{6}$", optuna_dir), optuna_dir
     # the whole hydra node resolves too, although the study name is built from the job's keys
     hydra_node = yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "hydra/sweeper=optuna", "epochs=3"))
-    assert hydra_node["sweeper"]["study_name"] == "mnist-ffn256-adam-3ep"
-    assert hydra_node["sweep"]["dir"].endswith("/multirun/mnist-ffn256-adam-3ep")
+    name = hydra_node["sweeper"]["study_name"]
+    assert re.fullmatch(r"mnist-ffn256-adam-3ep-[0-9a-f]{6}", name), name
+    assert hydra_node["sweep"]["dir"].endswith(f"/multirun/{name}")
+    # another setting that changes the objective asks another question: another study (and folder)
+    assert yaml.safe_load(cfg("--cfg", "hydra", "--resolve", "-p", "hydra.sweeper.study_name", "hydra/sweeper=optuna",
+                              "epochs=3", "val_size=200")) != name
 
 
 def test_job_folders_stay_in_the_study_folder_when_its_name_depends_on_a_searched_key(new_sweep):
@@ -129,6 +133,6 @@ def test_job_folders_stay_in_the_study_folder_when_its_name_depends_on_a_searche
     )
     assert code == 0, err[-3000:]
     (study_dir,) = (space.root / "runs").iterdir()
-    assert study_dir.name == "digits-ffn256-adam-2ep"  # resolved in the sweeping process, with the default width
+    assert re.fullmatch(r"digits-ffn256-adam-2ep-[0-9a-f]{6}", study_dir.name)  # resolved in the sweeping process
     assert sorted(p.name for p in study_dir.iterdir()) == ["0", "1", "2", RESULTS_FILE,
                                                            JOURNAL_FILE, "plots"]

@@ -1,9 +1,11 @@
-"""The baseline as trial 0, and the confirmation runs after the search: the top_k configurations and the baseline,
-trained again on fresh seeds as trials of the same study, so that the answer is a mean over seeds, not a lucky trial.
+"""The baseline, and the confirmation after the search: the top_k configurations and the baseline, trained again on
+fresh seeds as trials of the sibling study `<study>.confirm`, so that the answer is a mean over seeds, not a lucky
+trial — and the search study stays pure for every Optuna tool (optuna-dashboard's Best Trial is the search's).
 
-Confirmation trials are the study's trials numbered n_trials and up: trial n_trials + i runs job i of a list that
-every worker derives alike from the finished search, so two workers never run the same job and a resume never
-repeats one (Optuna hands out trial numbers atomically).
+Confirmation trial number i runs job i of a list stored in the confirmation study. The list only grows: when the
+search has grown (a larger n_trials) or a job was interrupted, the jobs that are missing for the current top_k are
+appended, so a (configuration, seed) pair that ran or is running is never planned again. Every worker derives the
+same list from the finished search, and Optuna hands out trial numbers atomically: no job runs twice.
 """
 import math
 import statistics
@@ -16,6 +18,9 @@ from optuna.trial import TrialState
 
 from sweeplab.names import CONFIRM_PLAN_ATTR, CONFIRMS_ATTR, FEASIBLE_ATTR, ROLE_ATTR, SEED_ATTR, TEST_ACCURACY_ATTR
 from sweeplab.sweep import pareto
+from sweeplab.sweep.study import confirm_study_of, role, search_trials, started, to_run_again
+
+LIVE = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE)
 
 
 @dataclass(frozen=True)
@@ -24,37 +29,62 @@ class ConfirmJob:
     params: dict
     seed: int
 
+    @property
+    def key(self) -> tuple:
+        return _key(self.params), self.seed
+
 
 def enqueue_baseline(study: optuna.Study, baseline: dict) -> None:
-    """The configuration the job runs without a sweep, as the study's first trial (only its creator calls this)."""
+    """The configuration the job runs without a sweep, as a search trial the next ask takes."""
     study.enqueue_trial(baseline, user_attrs={ROLE_ATTR: "baseline"})
 
 
-def jobs(study: optuna.Study, n_search: int, top_k: int, seeds: list[int],
+def baseline_owed(study: optuna.Study) -> bool:
+    """Whether the study's baseline ended without a result of its own (interrupted, or its worker died) and none
+    has replaced it: the caller enqueues it again, so that the verdict has its baseline (COMPLETE once, never
+    twice)."""
+    baselines = [t for t in study.get_trials(deepcopy=False) if role(t) == "baseline"]
+    return bool(baselines) and all(to_run_again(t) for t in baselines)
+
+
+def search_finished(study: optuna.Study, n_search: int) -> bool:
+    if started(study) < n_search:
+        return False
+    return not any(t.state == TrialState.RUNNING or (t.state == TrialState.WAITING and role(t) == "baseline")
+                   for t in search_trials(study))
+
+
+def jobs(study: optuna.Study, confirm: optuna.Study, n_search: int, top_k: int, seeds: list[int],
          group_by: Callable[[dict], dict] | None = None) -> list[ConfirmJob] | None:
-    """The confirmation jobs, or None while search trials still run. The first worker to find the search finished
-    stores the list in the study; every later worker and resume reads it from there. With ``group_by``, jobs
-    whose params give the same ``group_by(params)`` are planned next to each other (populations share them)."""
-    stored = study.user_attrs.get(CONFIRM_PLAN_ATTR)
-    if stored is not None:
-        return [ConfirmJob(**job) for job in stored]
-    search = [t for t in study.get_trials(deepcopy=False) if t.number < n_search]
-    if len(search) < n_search or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in search):
+    """The confirmation jobs (confirmation trial number i runs job i), or None while search trials still run.
+    Jobs missing for the current top_k (newly ranked configurations, interrupted jobs) are appended and stored.
+    With ``group_by``, new jobs whose params give the same ``group_by(params)`` are planned next to each other
+    (populations share them)."""
+    if not search_finished(study, n_search):
         return None
-    chosen = _top_configurations(study, search, top_k)
-    planned = [ConfirmJob(t.number, dict(t.params), seed) for t in chosen for seed in seeds]
+    planned = [ConfirmJob(**job) for job in confirm.user_attrs.get(CONFIRM_PLAN_ATTR, [])]
+    trials = confirm.get_trials(deepcopy=False)
+    covered = set()
+    for number, job in enumerate(planned):
+        trial = trials[number] if number < len(trials) else None
+        if trial is None or not to_run_again(trial):
+            covered.add(job_of(trial).key if trial is not None and SEED_ATTR in trial.user_attrs else job.key)
+    missing = [ConfirmJob(t.number, dict(t.params), seed) for t in top_configurations(study, top_k)
+               for seed in seeds if (_key(t.params), seed) not in covered]
     if group_by:
-        planned.sort(key=lambda job: _key(group_by(job.params)))  # stable: the order within a group stays
-    study.set_user_attr(CONFIRM_PLAN_ATTR, [vars(job) for job in planned])
+        missing.sort(key=lambda job: _key(group_by(job.params)))  # stable: the order within a group stays
+    if missing:
+        planned += missing
+        confirm.set_user_attr(CONFIRM_PLAN_ATTR, [vars(job) for job in planned])
     return planned
 
 
-def _top_configurations(study, search, top_k: int) -> list:
-    """The best trial of each of the top_k distinct feasible configurations (with several objectives: up to top_k
-    points spanning the Pareto front), then the baseline if it is not among them."""
-    complete = [t for t in search if t.state == TrialState.COMPLETE]
+def top_configurations(study: optuna.Study, top_k: int) -> list:
+    """The best trial of each of the top_k distinct feasible configurations of the search (with several objectives:
+    up to top_k points spanning its Pareto front), then the baseline if it is not among them."""
+    complete = search_trials(study, (TrialState.COMPLETE,))
     if len(study.directions) > 1:
-        chosen = pareto.spread(pareto.front(search, study.directions), top_k)
+        chosen = pareto.spread(pareto.front(complete, study.directions), top_k)
     else:
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         ranked = sorted((t for t in complete if pareto.feasible(t)),
@@ -64,7 +94,7 @@ def _top_configurations(study, search, top_k: int) -> list:
             if _key(trial.params) not in {_key(t.params) for t in chosen} and len(chosen) < top_k:
                 chosen.append(trial)
     seen = {_key(t.params) for t in chosen}
-    baseline = next((t for t in complete if t.user_attrs.get(ROLE_ATTR) == "baseline"), None)
+    baseline = next((t for t in complete if role(t) == "baseline"), None)
     if baseline and _key(baseline.params) not in seen:
         chosen.append(baseline)
     return chosen
@@ -74,30 +104,29 @@ def _key(params: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
+def job_of(trial) -> ConfirmJob:
+    return ConfirmJob(trial.user_attrs[CONFIRMS_ATTR], dict(trial.params), trial.user_attrs[SEED_ATTR])
+
+
 def mark(trial: optuna.Trial, job: ConfirmJob) -> None:
     trial.set_user_attr(ROLE_ATTR, "confirm")
     trial.set_user_attr(CONFIRMS_ATTR, job.source)
     trial.set_user_attr(SEED_ATTR, job.seed)
 
 
-class ConfirmingSampler(BaseSampler):
-    """The study's sampler, with values pinned per trial: for confirmation trials (numbered n_search and up) all of
-    them, those of the configuration they repeat; for a population's later members, the values its stack shares
-    (batch size, model), the sampler choosing the rest."""
+class PinningSampler(BaseSampler):
+    """A study's sampler, with values pinned per trial (``fixed``, filled in before the trial suggests them): for
+    confirmation trials all of them, those of the configuration they repeat; for a population's later members, the
+    values its stack shares (batch size, model), the sampler choosing the rest."""
 
-    def __init__(self, sampler: BaseSampler, n_search: int):
-        self.sampler, self.n_search = sampler, n_search
-        self.fixed: dict[int, dict] = {}  # trial number -> params, filled in before the trial suggests them
-
-    def _confirming(self, trial) -> bool:
-        return trial.number >= self.n_search
+    def __init__(self, sampler: BaseSampler):
+        self.sampler = sampler
+        self.fixed: dict[int, dict] = {}  # trial number -> params
 
     def infer_relative_search_space(self, study, trial):
-        return {} if self._confirming(trial) else self.sampler.infer_relative_search_space(study, trial)
+        return self.sampler.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):
-        if self._confirming(trial):
-            return {}
         params = self.sampler.sample_relative(study, trial, search_space)
         pinned = self.fixed.get(trial.number, {})
         return {**params, **{k: v for k, v in pinned.items() if k in params}}
@@ -176,24 +205,30 @@ class Answer:
         return f"gain {self.gain:+.4g} ± {self.gain_se:.2g} is within its noise (not more than two standard errors)"
 
 
-def answer(study: optuna.Study, study_seed: int) -> Answer | None:
+def answer(study: optuna.Study, study_seed: int, confirm: optuna.Study | None = None) -> Answer | None:
     """The confirmed best (best mean over its seeds: the search trial's own and the fresh ones) and the baseline, or
-    None before any confirmation ran. Counting the search trial's value as one seed is never worse in the measured
-    simulation (docs/benchmarks.md): the fresh seeds outweigh the luck that picked it."""
+    None before any confirmation ran. ``study`` is the search study; its confirmation trials are in ``confirm``
+    (by default its sibling `<study>.confirm`). Counting the search trial's value as one seed is never worse in the
+    measured simulation (docs/benchmarks.md): the fresh seeds outweigh the luck that picked it."""
+    if len(study.directions) > 1:
+        return None  # several objectives: a confirmed front instead (sweeplab.sweep.pareto.confirmed_front)
+    confirm = confirm if confirm is not None else confirm_study_of(study)
+    repeats = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if role(t) == "confirm"]
+    if confirm is not None:
+        repeats += confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     by_source: dict[int, dict] = {}
     infeasible = set()  # configurations that broke a constraint on some seed: shown, never the answer
-    trials = study.get_trials(deepcopy=False)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(ROLE_ATTR) == "confirm":
-            if trial.user_attrs.get(FEASIBLE_ATTR) is False:
-                infeasible.add(trial.user_attrs[CONFIRMS_ATTR])
-            entry = by_source.setdefault(trial.user_attrs[CONFIRMS_ATTR], {"values": {}, "test": {}})
-            seed = trial.user_attrs[SEED_ATTR]
-            entry["values"][seed] = trial.value
-            if TEST_ACCURACY_ATTR in trial.user_attrs:
-                entry["test"][seed] = trial.user_attrs[TEST_ACCURACY_ATTR]
+    for trial in repeats:
+        if trial.user_attrs.get(FEASIBLE_ATTR) is False:
+            infeasible.add(trial.user_attrs[CONFIRMS_ATTR])
+        entry = by_source.setdefault(trial.user_attrs[CONFIRMS_ATTR], {"values": {}, "test": {}})
+        seed = trial.user_attrs[SEED_ATTR]
+        entry["values"][seed] = trial.value
+        if TEST_ACCURACY_ATTR in trial.user_attrs:
+            entry["test"][seed] = trial.user_attrs[TEST_ACCURACY_ATTR]
     if not by_source:
         return None
+    trials = study.get_trials(deepcopy=False)
     for number, entry in by_source.items():
         source = trials[number]
         if source.state == TrialState.COMPLETE:
@@ -206,7 +241,7 @@ def answer(study: optuna.Study, study_seed: int) -> Answer | None:
     if not candidates:
         return None
     best = max(candidates, key=lambda e: e.mean) if maximize else min(candidates, key=lambda e: e.mean)
-    baseline = next((e for e in table if trials[e.trial].user_attrs.get(ROLE_ATTR) == "baseline"), None)
+    baseline = next((e for e in table if role(trials[e.trial]) == "baseline"), None)
     return Answer(best, baseline, table)
 
 

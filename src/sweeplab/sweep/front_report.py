@@ -9,22 +9,22 @@ from omegaconf import OmegaConf
 
 from sweeplab.names import RESULTS_FILE
 from sweeplab.sweep import pareto
-from sweeplab.sweep.study import counts
+from sweeplab.sweep.study import confirm_study_of, counts, search_trials
 
 log = logging.getLogger(__name__)
 FRONT_TABLE = "confirmed_front.json"
 FRONT_FIGURE = "pareto_front.png"
 
 
-def write_results(study: optuna.Study, sweep_dir: Path, n_search: int, metrics: list[str], table: list) -> Path:
-    front = pareto.search_front(study, n_search)
+def write_results(study: optuna.Study, sweep_dir: Path, metrics: list[str], table: list) -> Path:
+    front = pareto.search_front(study)
     results = {
         "name": "optuna",
         "study_name": study.study_name,
         "objectives": [{"metric": m, "direction": d.name.lower()} for m, d in zip(metrics, study.directions)],
         # The official plugin's key for several objectives: the non-dominated trials' params and values.
         "solutions": [{"number": t.number, "params": t.params, "values": list(t.values)} for t in front],
-        "trials": counts(study),
+        "trials": counts(study, search_trials(study)),
     }
     if table:
         results["confirmed_front"] = [_point(p, metrics) for p in table if p.on_front]
@@ -45,9 +45,9 @@ def _point(point, metrics: list[str]) -> dict:
     }
 
 
-def log_front(client, run_id: str, study: optuna.Study, n_search: int, metrics: list[str], table: list) -> None:
+def log_front(client, run_id: str, study: optuna.Study, metrics: list[str], table: list) -> None:
     """The front's size and the confirmed front as a table in the parent run."""
-    front = pareto.search_front(study, n_search)
+    front = pareto.search_front(study)
     client.log_metric(run_id, "pareto_front_size", len(front))
     if table:
         client.log_metric(run_id, "confirmed_front_size", sum(p.on_front for p in table))
@@ -61,26 +61,27 @@ def log_front(client, run_id: str, study: optuna.Study, n_search: int, metrics: 
         client.log_table(run_id, data=data, artifact_file=FRONT_TABLE)
 
 
-def write_figure(study: optuna.Study, n_search: int, metrics: list[str], table: list, folder: Path) -> Path:
+def write_figure(study: optuna.Study, metrics: list[str], table: list, folder: Path) -> Path:
     from matplotlib import pyplot
 
     from sweeplab.sweep.pareto_figure import pareto_figure
 
     folder.mkdir(parents=True, exist_ok=True)
-    figure = pareto_figure(study, n_search, metrics, table)
+    figure = pareto_figure(study, metrics, table)
     path = folder / FRONT_FIGURE
     figure.savefig(path, dpi=100, bbox_inches="tight")
     pyplot.close(figure)
     return path
 
 
-def summary(study: optuna.Study, n_search: int, metrics: list[str], table: list, wall_s: float, results: Path,
+def summary(study: optuna.Study, metrics: list[str], table: list, wall_s: float, results: Path,
             tracking_hint: str | None, storage_hint: str) -> str:
-    n = counts(study)
-    total = sum(n.values())
-    front = pareto.search_front(study, n_search)
-    lines = [f"Study {study.study_name}: {total} trials ({min(n_search, total)} search"
-             f"{f', {total - n_search} confirmation' if total > n_search else ''}) — {n['complete']} complete, "
+    n = counts(study, search_trials(study))
+    confirm = confirm_study_of(study)
+    repeats = len(confirm.get_trials(deepcopy=False)) if confirm is not None else 0
+    front = pareto.search_front(study)
+    lines = [f"Study {study.study_name}: {sum(n.values())} search trials"
+             f"{f' and {repeats} confirmation trials' if repeats else ''} — {n['complete']} complete, "
              f"{n['pruned']} pruned, {n['fail']} failed, {n['running']} running — this sweep took {wall_s:.1f} s",
              f"Pareto front of the search: {len(front)} trial(s) of {', '.join(metrics)}"]
     if table:

@@ -18,7 +18,7 @@ from sweeplab.names import (
     CONFIRMATION_TABLE, END_REASON_TAG, MODEL_TRIAL_TAG, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PARENT_TAG, RUN_ID_ATTR,
     STATE_TAG,
 )
-from sweeplab.sweep.study import best_search_trial, best_trial, counts
+from sweeplab.sweep.study import best_search_trial, counts
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ def attach(client: MlflowClient, experiment_id: str, study, created: bool, param
     return run.info.run_id
 
 
-def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str | None = None) -> None:
-    """End a failed trial's child run FAILED, so it does not stay RUNNING forever. A trial that failed before its
+def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str | None = None,
+                   status: str = "FAILED") -> None:
+    """End a failed trial's child run FAILED (KILLED when interrupted), so it does not stay RUNNING forever. A trial that failed before its
     job could start a run (e.g. a value the data rejects) gets a FAILED child here: every trial has its child."""
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
     try:
@@ -50,7 +51,7 @@ def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str 
             return
         if client.get_run(run_id).info.status == "RUNNING":
             client.log_batch(run_id, tags=[RunTag(STATE_TAG, "FAIL"), RunTag(END_REASON_TAG, reason)])
-            client.set_terminated(run_id, "FAILED")
+            client.set_terminated(run_id, status)
     except Exception as error:  # the server may be down as well; the trial is FAIL in Optuna regardless
         log.warning("could not end MLflow run %s of trial %d: %s", run_id, trial.number, error)
 
@@ -72,7 +73,7 @@ def finish(client: MlflowClient, run_id: str, study, results: Path, plots: list[
            n_search: int | None = None, confirmed=None) -> None:
     """Write the study's current state into the parent run; log the best trial's model when it changed. With a
     confirmation, the confirmed best's metrics and the table of every confirmed configuration go there too."""
-    best = best_search_trial(study, n_search) if n_search else best_trial(study)
+    best = best_search_trial(study)
     n = counts(study)
     metrics = {f"trials_{state}": count for state, count in n.items()}
     metrics["epochs_trained"] = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
@@ -181,3 +182,12 @@ def _log_best_model(client: MlflowClient, run_id: str, best) -> None:
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     client.set_tag(run_id, MODEL_TRIAL_TAG, str(best.number))
+
+
+def end_interrupted(client: MlflowClient, run_id: str, study) -> None:
+    """After Ctrl-C or SIGTERM: the parent ends KILLED, unless another worker's trials still run (it ends it)."""
+    try:
+        if not _trials_running(study):
+            client.set_terminated(run_id, "KILLED")
+    except Exception as error:  # an interrupt must end quickly, whatever the server does
+        log.warning("could not end the parent run %s: %s", run_id, first_line(error))

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeplab.names import CONFIRMS_ATTR, FEASIBLE_ATTR, ROLE_ATTR, SEED_ATTR
+from sweeplab.names import CONFIRMS_ATTR, FEASIBLE_ATTR, SEED_ATTR
+from sweeplab.sweep.study import confirm_study_of, role, search_trials
 
 # Costs every job records with its trial (sweeplab.cost), shown beside the objectives when they are not among them.
 SHOWN_COSTS = ("train_time_s", "peak_memory_mb")
@@ -24,9 +25,9 @@ def feasible(trial: FrozenTrial) -> bool:
     return all(v <= 0 for v in trial.constraints.values())
 
 
-def search_front(study: optuna.Study, n_search: int) -> list[FrozenTrial]:
-    """The search's Pareto front (confirmation trials left out): see ``front``."""
-    return front([t for t in study.get_trials(deepcopy=False) if t.number < n_search], study.directions)
+def search_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The search's Pareto front (confirmation repeats left out): see ``front``."""
+    return front(search_trials(study), study.directions)
 
 
 def front(trials: list[FrozenTrial], directions) -> list[FrozenTrial]:
@@ -94,17 +95,19 @@ class FrontPoint:
 
 
 def confirmed_front(study: optuna.Study, study_seed: int, metrics: list[str]) -> list[FrontPoint]:
-    """Every confirmed configuration (the search trial's seed and the fresh ones), with ``on_front`` and ``beats``
-    filled in; empty before any confirmation ran. A configuration infeasible on any seed stays in the table (the
-    baseline may be) but never on the front."""
+    """Every confirmed configuration of the search study ``study`` (the search trial's seed and the fresh ones of its
+    confirmation trials, in its sibling `<study>.confirm`), with ``on_front`` and ``beats`` filled in; empty before
+    any confirmation ran. A configuration infeasible on any seed stays in the table (the baseline may be) but never
+    on the front."""
     trials = study.get_trials(deepcopy=False)
+    confirm = confirm_study_of(study)
+    repeats = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if role(t) == "confirm"]
+    repeats += confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if confirm is not None else []
     points: dict[int, FrontPoint] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(ROLE_ATTR) != "confirm":
-            continue
+    for trial in repeats:
         source = trials[trial.user_attrs[CONFIRMS_ATTR]]
         point = points.setdefault(source.number, FrontPoint(
-            source.number, dict(source.params), source.user_attrs.get(ROLE_ATTR) == "baseline", {}, {}))
+            source.number, dict(source.params), role(source) == "baseline", {}, {}))
         _add_seed(point, trial, trial.user_attrs[SEED_ATTR])
     for point in points.values():
         source = trials[point.trial]

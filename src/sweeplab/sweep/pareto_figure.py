@@ -5,20 +5,21 @@ with ± SE error bars on both axes. A cost axis (time, memory) is logarithmic: c
 ``pareto_figure`` returns a matplotlib Figure, for the parent run's PNG and for any report that embeds it."""
 import matplotlib
 
-from sweeplab.names import ROLE_ATTR
 from sweeplab.objective import COST_METRICS
 from sweeplab.sweep import pareto
+from sweeplab.sweep.study import role, search_trials
 
 matplotlib.use("Agg")
 
 
-def pareto_figure(study, n_search: int, metrics: list[str], table: list, colour_by: str = "batch_size"):
-    """``table``: the confirmed configurations (pareto.confirmed_front), [] before confirmation."""
+def pareto_figure(study, metrics: list[str], table: list, colour_by: str = "batch_size"):
+    """``study``: the search study; ``metrics``: its objectives' names; ``table``: the confirmed configurations
+    (pareto.confirmed_front), [] before confirmation."""
     from matplotlib import pyplot
 
     x, y = 1, 0  # the second objective across, the first up
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
-    search = [t for t in study.get_trials(deepcopy=False) if t.number < n_search and t.values is not None]
+    search = [t for t in search_trials(study) if t.values is not None]
     keys = sorted({t.params.get(colour_by) for t in search if colour_by in t.params}, key=_order)
     colours = pyplot.get_cmap("viridis", max(len(keys), 1))
     for i, key in enumerate(keys or [None]):
@@ -30,7 +31,7 @@ def pareto_figure(study, n_search: int, metrics: list[str], table: list, colour_
     if infeasible:
         axes.scatter([t.values[x] for t in infeasible], [t.values[y] for t in infeasible], marker="x", s=22,
                      color="grey", label="infeasible (constraints)")
-    front = sorted(pareto.search_front(study, n_search), key=lambda t: t.values[x])
+    front = sorted(pareto.search_front(study), key=lambda t: t.values[x])
     if front:
         axes.plot([t.values[x] for t in front], [t.values[y] for t in front], "--", color="black", lw=0.8,
                   drawstyle="steps-post", label="search front")
@@ -42,7 +43,7 @@ def pareto_figure(study, n_search: int, metrics: list[str], table: list, colour_
         axes.plot([], [], "D", color="crimson", label="confirmed front (mean ± SE)")
     if any(not p.on_front for p in table):
         axes.plot([], [], "o", color="grey", mfc="none", label="confirmed, dominated")
-    baseline = next((t for t in search if t.user_attrs.get(ROLE_ATTR) == "baseline"), None)
+    baseline = next((t for t in search if role(t) == "baseline"), None)
     if baseline is not None:
         axes.scatter([baseline.values[x]], [baseline.values[y]], marker="*", s=220, color="orange",
                      edgecolor="black", zorder=6, label="baseline (search trial)")

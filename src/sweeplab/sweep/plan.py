@@ -13,10 +13,12 @@ from sweeplab import tracking
 from sweeplab.building import build
 from sweeplab.errors import ConfigError, first_line
 from sweeplab.names import JOURNAL_FILE
+from sweeplab.overrides import check_resolvable
 from sweeplab.paths import resolve
 from sweeplab.objective import Objective
 from sweeplab.settings import JobSettings
 from sweeplab import compat
+from sweeplab.sweep import question
 from sweeplab.sweep.objective_check import check_sweep_objective
 from sweeplab.sweep.storage import is_journal, open_storage
 
@@ -61,6 +63,9 @@ class SweepPlan:
     storage_url: str
     sweep_dir: Path
     client: object | None = field(repr=False)
+    question: dict = field(default_factory=dict)  # what the study answers (see sweeplab.sweep.question)
+    run_settings: dict = field(default_factory=dict)  # what may change between runs: recorded on each trial
+    warm_start: str | None = None  # a study (name, or storage URL#name) whose best configurations come first
 
     def shared_values(self, params: dict) -> dict:
         """The values that the members of one population must share: all but the member keys."""
@@ -79,8 +84,9 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
     reserve = population_reserve(sweeper.population_reserve, population, sweeper.pruner_spec)
     if sweeper.custom_search_space:
         sweeper.custom_search_space_extender = import_search_space_hook(sweeper.custom_search_space)
-    distributions, fixed, fixed_overrides = search_space(sweeper, arguments)
     config = sweeper.config
+    check_resolvable(config)
+    distributions, fixed, fixed_overrides = search_space(sweeper, arguments)
     check_job_config(config, distributions)
     objectives = check_sweep_objective(config, sweeper.direction, sweeper.pruner_spec, population)
     fetch_data(config, distributions)
@@ -100,7 +106,10 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
         population=population, member_keys=member_keys(distributions),
         reserve=reserve,
         baseline=baseline_values(config, distributions), storage=storage, storage_url=storage_url,
-        sweep_dir=sweep_dir, client=client,
+        sweep_dir=sweep_dir, client=client, question=question.of(config, distributions),
+        run_settings={"pruner": sweeper.pruner_spec, "sampler": type(sampler).__name__, "n_jobs": sweeper.n_jobs,
+                      "population": population},
+        warm_start=str(sweeper.warm_start) if sweeper.warm_start else None,
     )
 
 
@@ -155,13 +164,11 @@ def search_space(sweeper, arguments: list[str]) -> tuple[dict, dict, list]:
     and the command line."""
     sweeper._process_searchspace_config()
     try:
-        distributions, fixed, fixed_overrides = compat.create_params_from_overrides(
+        distributions, fixed, fixed_overrides = question.parse_space(
             sweeper._parse_sweeper_params_config() + list(arguments)
         )
     except Exception as error:  # the override parser raises several kinds, all with a readable message
         raise ConfigError(f"invalid search space in hydra.sweeper.params: {first_line(error)}") from None
-    for name in fixed:
-        distributions.pop(name, None)
     if not distributions and not sweeper.custom_search_space_extender:
         raise ConfigError(
             "the search space is empty: set hydra.sweeper.params, or add one, e.g. 'batch_size=choice(32,64)'"
@@ -236,13 +243,13 @@ def baseline_values(config: DictConfig, distributions: dict) -> dict | None:
             value = OmegaConf.select(config, f"hydra.runtime.choices.{name}")  # a config group: its chosen option
         else:
             value = OmegaConf.select(config, name)
-        if value is None or not _contains(distribution, value):
+        if value is None or not contains(distribution, value):
             return None
         values[name] = value
     return values
 
 
-def _contains(distribution, value) -> bool:
+def contains(distribution, value) -> bool:
     if isinstance(distribution, optuna.distributions.CategoricalDistribution):
         return value in distribution.choices
     try:

@@ -77,9 +77,12 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp"}, {"pruner": "none"}])
     # The app's objective decides: its direction, or its list of directions (several objectives).
     direction: Any = "${sweeplab_directions:${oc.select:objective.directions,null},${objective.direction}}"
-    # Same command, same study: re-running it resumes the study instead of starting another.
+    # Same command, same study: re-running it resumes the study instead of starting another. The last part is a
+    # short hash of the question (search space and the settings that change the objective, sweeplab.sweep.question):
+    # a changed question is a new study.
     study_name: str | None = (
         "${hydra:runtime.choices.dataset}-${hydra:runtime.choices.model}-${hydra:runtime.choices.optimizer}-${epochs}ep"
+        "-${sweeplab_question_hash:}"
     )
     # null = a journal file in the sweep directory (safe for parallel writers on one machine);
     # postgresql://user@host/db to share the study between machines.
@@ -97,6 +100,9 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # Reserve trials per population job: each steps into the stack where a member has left (pruned, failed or
     # finished), so the stack stays full. null: as many as the population where a pruner is set, else none.
     population_reserve: int | None = None
+    # A study whose confirmed best and top configurations this new study tries first: its name in this storage, or
+    # <storage URL>#<name>. Raise n_trials to extend a study; warm-start a new one when the question changes.
+    warm_start: str | None = None
 
 
 class SweeplabOptunaSweeper(Sweeper):

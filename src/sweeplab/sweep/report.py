@@ -7,7 +7,7 @@ import optuna
 from omegaconf import OmegaConf
 
 from sweeplab.names import OBJECTIVE_ATTR, RESULTS_FILE
-from sweeplab.sweep.study import best_search_trial, best_trial, counts
+from sweeplab.sweep.study import best_search_trial, confirm_study_of, counts, search_trials
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def write_results(study: optuna.Study, sweep_dir: Path, n_search: int | None = N
     """The official plugin's file (name, best_params, best_value), plus the trial counts. With a confirmation, the
     answer (best_params, best_value) is the confirmed best and its mean over fresh seeds; the raw search winner is
     kept under `search_best`, the comparison with the baseline under `confirmed`."""
-    best = best_search_trial(study, n_search) if n_search else best_trial(study)
+    best = best_search_trial(study)
     results = {
         "name": "optuna",
         "study_name": study.study_name,
@@ -50,8 +50,7 @@ def write_plots(study: optuna.Study, folder: Path, n_search: int | None = None) 
     from matplotlib import pyplot
     from optuna.visualization import matplotlib as vis
 
-    if n_search is not None:
-        study = search_only(study, n_search)
+    study = search_only(study)
 
     names = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
     pair = [n for n in ("batch_size", "optimizer.lr") if n in names]
@@ -81,15 +80,16 @@ def write_plots(study: optuna.Study, folder: Path, n_search: int | None = None) 
     return written
 
 
-def search_only(study: optuna.Study, n_search: int) -> optuna.Study:
-    """An in-memory copy of the study holding its search trials alone."""
+def search_only(study: optuna.Study) -> optuna.Study:
+    """An in-memory copy of the study holding its search trials alone (studies made before confirmation moved to
+    its own study hold confirmation trials too)."""
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" for a copy
     try:
         copy = optuna.create_study(directions=study.directions, study_name=study.study_name)
     finally:
         optuna.logging.set_verbosity(level)
-    copy.add_trials([t for t in study.get_trials(deepcopy=False) if t.number < n_search])
+    copy.add_trials(search_trials(study))
     copy.set_user_attr(OBJECTIVE_ATTR, objective_name(study))
     return copy
 
@@ -110,11 +110,14 @@ def _finite(value):
 
 def summary(study: optuna.Study, n_search: int, wall_s: float, results: Path, tracking_hint: str | None,
             storage_hint: str, confirmed=None, direction: str = "maximize") -> str:
-    best = best_search_trial(study, n_search)
-    n = counts(study)
+    best = best_search_trial(study)
+    search = counts(study)
+    confirm_study = confirm_study_of(study)
+    confirm = counts(confirm_study, confirm_study.get_trials(deepcopy=False)) if confirm_study else {}
+    n = {state: count + confirm.get(state, 0) for state, count in search.items()}
     lines = [
-        f"Study {study.study_name}: {sum(n.values())} trials ({min(n_search, sum(n.values()))} search"
-        f"{f', {sum(n.values()) - n_search} confirmation' if sum(n.values()) > n_search else ''})"
+        f"Study {study.study_name}: {sum(n.values())} trials ({sum(search.values())} search"
+        f"{f', {sum(confirm.values())} confirmation' if sum(confirm.values()) else ''})"
         f" — {n['complete']} complete, {n['pruned']} pruned, "
         f"{n['fail']} failed, {n['running']} running — this sweep took {wall_s:.1f} s",
     ]

@@ -1,4 +1,9 @@
-"""The Optuna study as sweeplab keeps it: created once, found again on resume, its dead trials reaped."""
+"""The Optuna study as sweeplab keeps it: created once, found again on resume, its dead trials reaped.
+
+A sweep keeps two studies in one storage: the search study (the baseline and the search trials: every Optuna tool,
+optuna-dashboard's Best Trial included, sees the search alone) and its sibling `<study>.confirm`, which holds the
+confirmation trials (the search's top configurations trained again on fresh seeds). Each trial's role is a user
+attribute (sweeplab.role: baseline | search | confirm), never inferred from its number."""
 import logging
 import os
 import socket
@@ -7,7 +12,9 @@ import warnings
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeplab.names import FAIL_REASON_ATTR, WORKER_ATTR
+from sweeplab.names import (
+    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, ROLE_ATTR, RUN_SETTINGS_ATTR, WORKER_ATTR, WORKER_DIED,
+)
 from sweeplab import compat
 
 log = logging.getLogger(__name__)
@@ -30,9 +37,63 @@ def open_study(name: str, storage, sampler, directions: list[str]) -> tuple[optu
         return study, False
 
 
-def claim(trial: optuna.Trial) -> None:
-    """Mark the trial with this process, so a later sweep on this host can tell that its owner died."""
+def confirm_study_name(search_name: str) -> str:
+    return search_name + CONFIRM_SUFFIX
+
+
+def open_confirm_study(search: optuna.Study, storage, sampler) -> optuna.Study:
+    """The sibling study that holds the search's confirmation trials, created on first use with a note saying so."""
+    name = confirm_study_name(search.study_name)
+    study, created = open_study(name, storage, sampler, [d.name.lower() for d in search.directions])
+    if created:
+        note = (f"Confirmation of study {search.study_name}: its top configurations and its baseline trained again "
+                f"on fresh seeds (re-seeded repeats, not a search). The search, its best trial and the confirmed "
+                f"answer's source trials are in {search.study_name}.")
+        study.set_user_attr(NOTE_ATTR, note)
+        try:  # optuna-dashboard shows the note on the study's page
+            from optuna_dashboard import save_note
+            save_note(study, note)
+        except ImportError:
+            pass
+    return study
+
+
+def confirm_study_of(study: optuna.Study) -> optuna.Study | None:
+    """The search study's sibling that holds its confirmation trials, or None if it has none."""
+    try:
+        return optuna.load_study(study_name=confirm_study_name(study.study_name), storage=compat.storage_of(study))
+    except KeyError:
+        return None
+
+
+def role(trial: FrozenTrial) -> str:
+    """baseline | search | confirm (a trial without the attribute was asked by the search)."""
+    return trial.user_attrs.get(ROLE_ATTR, "search")
+
+
+def search_trials(study: optuna.Study, states=None) -> list[FrozenTrial]:
+    """The search trials of a study, the baseline among them: what the search's best, plots and counts are made of.
+    (Studies made before confirmation moved to its own study hold confirmation trials too: they are left out.)"""
+    return [t for t in study.get_trials(deepcopy=False, states=states) if role(t) != "confirm"]
+
+
+def interrupted(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON_ATTR) == INTERRUPTED
+
+
+def to_run_again(trial: FrozenTrial) -> bool:
+    """A baseline or confirmation trial that did not end by itself (interrupted, its worker died or went stale):
+    a rerun trains its configuration again until it completes."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON_ATTR) in (None, INTERRUPTED,
+                                                                                           WORKER_DIED)
+
+
+def claim(trial: optuna.Trial, run_settings: dict | None = None) -> None:
+    """Mark the trial with this process, so a later sweep on this host can tell that its owner died, and with the
+    settings of this run that may change between runs of a study (pruner, sampler, n_jobs, population)."""
     trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+    if run_settings:
+        trial.set_user_attr(RUN_SETTINGS_ATTR, run_settings)
 
 
 def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
@@ -50,7 +111,7 @@ def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
         worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
         if worker_host != host or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
-        optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(FAIL_REASON_ATTR, "its worker process died")
+        optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(FAIL_REASON_ATTR, WORKER_DIED)
         study.tell(trial.number, state=TrialState.FAIL)
         on_failed(study, study.trials[trial.number])
         reaped.append(trial.number)
@@ -69,22 +130,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def counts(study: optuna.Study) -> dict[str, int]:
-    trials = study.get_trials(deepcopy=False)
+def counts(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict[str, int]:
+    trials = search_trials(study) if trials is None else trials
     return {state.name.lower(): sum(t.state == state for t in trials) for state in STARTED_STATES}
 
 
+def counted(study: optuna.Study) -> list[int]:
+    """The numbers of the search trials that count toward n_trials: every one started, except those interrupted (a
+    rerun replaces them) and baselines that ended without a result and were enqueued again."""
+    trials = search_trials(study)
+    baselines = [t for t in trials if role(t) == "baseline"]
+    replaced = {t.number for t in baselines[:-1] if to_run_again(t)}
+    return [t.number for t in trials if t.state in STARTED_STATES and not interrupted(t) and t.number not in replaced]
+
+
 def started(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=STARTED_STATES))
+    return len(counted(study))
 
 
-def best_search_trial(study: optuna.Study, n_search: int) -> FrozenTrial | None:
-    """The search's best feasible trial (confirmation trials, numbered n_search and up, are left out); None with
-    several objectives, which have a front instead (sweeplab.sweep.pareto)."""
+def best_search_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The search's best feasible trial, the baseline included (confirmation repeats never); None with several
+    objectives, which have a front instead (sweeplab.sweep.pareto)."""
     if len(study.directions) > 1:
         return None
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.number < n_search and all(v <= 0 for v in t.constraints.values())]
+    complete = [t for t in search_trials(study, (TrialState.COMPLETE,)) if all(v <= 0 for v in t.constraints.values())]
     if not complete:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE

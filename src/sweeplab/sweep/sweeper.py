@@ -16,13 +16,15 @@ from optuna.trial import TrialState
 
 from sweeplab import compat, tracking
 from sweeplab.errors import ConfigError, SweeplabError
-from sweeplab.names import FAIL_REASON_ATTR, KIND_TAG, OBJECTIVE_ATTR, OBJECTIVES_ATTR, PRUNER_ATTR, SAMPLER_ATTR, \
-    TRIAL_ENV
+from sweeplab.names import (
+    CONFIRM_PLAN_ATTR, FAIL_REASON_ATTR, INTERRUPTED, KIND_TAG, OBJECTIVE_ATTR, OBJECTIVES_ATTR, PRUNER_ATTR,
+    QUESTION_ATTR, SAMPLER_ATTR, TRIAL_ENV,
+)
 from sweeplab.paths import project_root
 from sweeplab.settings import cpu_count
-from sweeplab.sweep import confirmation, front_report, pareto, parent_run, report
+from sweeplab.sweep import confirmation, front_report, pareto, parent_run, question, report, warm_start
 from sweeplab.sweep.plan import SweepPlan, make_plan
-from sweeplab.sweep.study import best_search_trial, open_study
+from sweeplab.sweep.study import best_search_trial, open_confirm_study, open_study, search_trials
 from sweeplab.sweep.trial_loop import TrialLoop
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,13 @@ class SweepFailed(SweeplabError):
     """The sweep ran, and ended without an answer (too many failures, or no trial completed)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the sweep; its message says what is complete (the command line prints it)."""
+
+
 class StudySweeper(compat.OptunaSweeperImpl):
     def __init__(self, sampler, pruner_spec, max_failure_rate=0.0, custom_search_space=None, confirm=None,
-                 population=1, population_reserve=None, **official_keys):
+                 population=1, population_reserve=None, warm_start=None, **official_keys):
         # The official constructor asserts on max_failure_rate and imports custom_search_space, both with a
         # traceback: they are checked in the plan instead, in one line, before the first trial.
         super().__init__(sampler=None, max_failure_rate=0.0, custom_search_space=None, **official_keys)
@@ -45,28 +51,33 @@ class StudySweeper(compat.OptunaSweeperImpl):
         self.confirm = confirm
         self.population = population
         self.population_reserve = population_reserve
+        self.warm_start = warm_start
 
     def run(self, arguments: list[str]) -> None:
-        """The whole sweep; raises SweeplabError (bad input, before any trial) or SweepFailed (after trials ran)."""
+        """The whole sweep; raises SweeplabError (bad input, before any trial), SweepFailed (after trials ran) or
+        Interrupted (Ctrl-C or SIGTERM: the running trials are failed as interrupted, a rerun continues)."""
         plan = make_plan(self, arguments)
-        sampler = confirmation.ConfirmingSampler(plan.sampler, plan.n_trials)
+        warm = warm_start.source(plan) if plan.warm_start else None  # a missing source study: one line, before work
+        sampler = confirmation.PinningSampler(plan.sampler)
         study, created = open_study(plan.name, plan.storage, sampler, list(plan.objectives.directions))
-        if not created:
-            check_same_objectives(study, plan.objectives)
-        self._describe(study, plan, created)
+        self._check_question(study, plan, created)
+        self._describe(study, plan, created, warm)
+        confirm_sampler = confirmation.PinningSampler(optuna.samplers.RandomSampler(self.config.seed))
+        confirm_study = open_confirm_study(study, plan.storage, confirm_sampler) if plan.confirm.enabled else None
         parent_id = self._attach_parent(study, created, plan) if plan.client else None
 
         def on_failed(_study, trial) -> None:  # every failed trial ends with a FAILED child run, whenever it failed
             if plan.client:
                 reason = trial.user_attrs.get(FAIL_REASON_ATTR) or "its worker died"
-                parent_run.fail_child_run(plan.client, trial, reason, parent_id)
+                parent_run.fail_child_run(plan.client, trial, reason, parent_id,
+                                          "KILLED" if reason == INTERRUPTED else "FAILED")
 
         if hasattr(plan.storage, "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
             plan.storage.heartbeat_stale_trial_callback = on_failed
         began = time.monotonic()
         log.info("Study %s in %s: %d search trials, then %s", study.study_name, plan.storage_hint, plan.n_trials,
-                 f"the top {plan.confirm.top_k} and the baseline on {plan.confirm.seeds} fresh seeds each"
-                 if plan.confirm.enabled else "no confirmation")
+                 f"the top {plan.confirm.top_k} and the baseline on {plan.confirm.seeds} fresh seeds each (in "
+                 f"study {confirm_study.study_name})" if confirm_study else "no confirmation")
         if plan.population > 1:
             log.info("Populations of up to %d trials, each trained as one stacked model%s%s", plan.population,
                      f", with {plan.reserve} reserve trials per job to fill the places of members that leave"
@@ -74,16 +85,21 @@ class StudySweeper(compat.OptunaSweeperImpl):
                      f" (members differ in {', '.join(plan.member_keys)})" if plan.member_keys else
                      ": none of the searched values can differ within a stack, so each trial runs alone")
         loop = TrialLoop(
-            study, plan, sampler=sampler, configure=lambda trial: self._overrides(trial, plan),
+            study, plan, sampler=sampler, configure=lambda trial, of: self._overrides(trial, plan, of.study_name),
             launch=self._launch, slots=self._slots(), max_failures=self.max_failure_rate * plan.n_trials,
             on_failed=on_failed, confirm_seeds=confirmation_seeds(self.config.seed, plan.confirm.seeds),
             split_seed=int(self.config.get("split_seed", self.config.seed)),
-            configure_population=lambda members: population_overrides(members, plan),
+            configure_population=lambda members, of: population_overrides(members, plan, of.study_name),
+            confirm_study=confirm_study, confirm_sampler=confirm_sampler,
         )
-        failures = loop.run()
+        try:
+            failures = loop.run()
+        except KeyboardInterrupt:
+            failed = loop.fail_interrupted()
+            raise Interrupted(self._stop_interrupted(study, plan, parent_id, failed)) from None
         too_many = failures > self.max_failure_rate * plan.n_trials
-        answered = bool(pareto.search_front(study, plan.n_trials)) if plan.objectives.several else \
-            best_search_trial(study, plan.n_trials) is not None
+        answered = bool(pareto.search_front(study)) if plan.objectives.several else \
+            best_search_trial(study) is not None
         self._finish(study, plan, parent_id, began, "FINISHED" if answered and not too_many else "FAILED")
         if too_many:
             raise SweepFailed(
@@ -91,20 +107,36 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 f"n_trials={plan.n_trials}; stopped. Reasons are in each trial's log under {plan.sweep_dir}"
             )
         if not answered:
-            if any(t.state == TrialState.COMPLETE for t in study.trials):
+            if search_trials(study, (TrialState.COMPLETE,)):
                 raise SweepFailed(f"no trial of study {study.study_name} met objective.constraints "
                                   f"({', '.join(c.name for c in plan.objectives.constraints)}); loosen them")
-            reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in study.trials if t.state == TrialState.FAIL}
+            reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in search_trials(study, (TrialState.FAIL,))}
             raise SweepFailed(f"no trial of study {study.study_name} completed "
                               f"(failure reasons: {'; '.join(sorted(str(r) for r in reasons))})")
 
-    def _describe(self, study: optuna.Study, plan: SweepPlan, created: bool) -> None:
-        study.set_user_attr(PRUNER_ATTR, self.pruner_spec)
-        study.set_user_attr(SAMPLER_ATTR, type(plan.sampler).__name__)
-        study.set_user_attr(OBJECTIVE_ATTR, plan.objective)
-        study.set_user_attr(OBJECTIVES_ATTR, [{"metric": m, "direction": d} for m, d in
-                                              zip(plan.objectives.metrics, plan.objectives.directions)])
+    def _check_question(self, study: optuna.Study, plan: SweepPlan, created: bool) -> None:
+        """A study answers one question: a run that asks another one under its name stops here, before any work."""
+        stored = study.user_attrs.get(QUESTION_ATTR)
+        if created or stored is None:  # a study made before studies remembered their question adopts this one
+            study.set_user_attr(QUESTION_ATTR, plan.question)
+            return
+        changed = question.differences(stored, plan.question)
+        if changed:
+            more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
+            raise ConfigError(
+                f"study {study.study_name} answers another question ({'; '.join(changed[:2])}{more}): rerun with its "
+                f"settings to continue it, or name a new study, e.g. hydra.sweeper.study_name={study.study_name}-2 "
+                f"(add hydra.sweeper.warm_start={study.study_name} to start from its best configurations)"
+            )
+
+    def _describe(self, study: optuna.Study, plan: SweepPlan, created: bool, warm) -> None:
+        """A new study's record of what it is; later runs add trials, each recording the settings it ran with."""
         if created:
+            study.set_user_attr(PRUNER_ATTR, self.pruner_spec)  # what its first trials used (each trial has its own)
+            study.set_user_attr(SAMPLER_ATTR, type(plan.sampler).__name__)
+            study.set_user_attr(OBJECTIVE_ATTR, plan.objective)
+            study.set_user_attr(OBJECTIVES_ATTR, [{"metric": m, "direction": d} for m, d in
+                                                  zip(plan.objectives.metrics, plan.objectives.directions)])
             with warnings.catch_warnings():  # "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(list(plan.objectives.metrics))  # optuna-dashboard and plots show them by name
@@ -115,6 +147,11 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 log.info("Grid sampler: the baseline is one of the grid's points, not a queued trial 0")
             else:
                 confirmation.enqueue_baseline(study, plan.baseline)
+            if warm:
+                warm_start.enqueue(study, plan, warm)
+        elif plan.confirm.enabled and plan.baseline is not None and confirmation.baseline_owed(study):
+            log.info("The baseline did not finish (interrupted, or its worker died): it runs again")
+            confirmation.enqueue_baseline(study, plan.baseline)
 
     # -- per trial -------------------------------------------------------------------------------------------------
 
@@ -122,13 +159,14 @@ class StudySweeper(compat.OptunaSweeperImpl):
         (ret,) = self.launcher.launch([overrides], initial_job_idx=number)
         return ret
 
-    def _overrides(self, trial: optuna.Trial, plan: SweepPlan) -> list[str]:
+    def _overrides(self, trial: optuna.Trial, plan: SweepPlan, study_name: str) -> list[str]:
         overrides = list(self._configure_trials([trial], plan.distributions, plan.fixed, plan.fixed_overrides)[0])
         overrides += [
-            link_override(plan, trial_id=compat.trial_id(trial)),
+            link_override(plan, study_name, trial_id=compat.trial_id(trial)),
             # The study's folder as this process resolved it: the default is named after keys a trial may search.
             f"hydra.sweep.dir={_quote(plan.sweep_dir)}",
-            f"hydra.sweep.subdir={trial.number}",  # job directory = trial number: never overwritten on resume
+            # job directory = trial number (confirm-<number> for the confirmation study's): never overwritten
+            f"hydra.sweep.subdir={job_folder(trial.number, study_name != plan.name)}",
         ]
         parallel = self._parallel_trials()
         if parallel > 1 and self.config.threads == 0:
@@ -171,6 +209,27 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 "mlflow.source.git.commit": tracking.git_commit()}
         return parent_run.attach(client, experiment_id, study, created, params, {k: str(v) for k, v in tags.items() if v})
 
+    def _stop_interrupted(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, failed: list) -> str:
+        """After Ctrl-C or SIGTERM: the results so far, the parent run KILLED, and one line of what is complete."""
+        plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+        if plan.objectives.several:
+            metrics = list(plan.objectives.metrics)
+            front_report.write_results(study, plan.sweep_dir, metrics,
+                                       pareto.confirmed_front(study, self.config.seed, metrics))
+        else:
+            confirmed = confirmation.answer(study, self.config.seed)
+            report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, self._get_directions()[0])
+        if parent_id:
+            parent_run.end_interrupted(plan.client, parent_id, study)
+        search = search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
+        confirm_study = confirmation.confirm_study_of(study)
+        jobs = confirm_study.user_attrs.get(CONFIRM_PLAN_ATTR, []) if confirm_study else []
+        done = len(confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) if confirm_study else 0
+        stopped = ", ".join(f"{s.study_name} trial {n}" for s, n in failed) or "no trial was running"
+        return (f"study {study.study_name}: {len(search)} of {plan.n_trials} search trials done"
+                f"{f', {done} of {len(jobs)} confirmation jobs' if plan.confirm.enabled else ''}; stopped: {stopped} "
+                f"(FAIL, interrupted). Rerun the same command to continue.")
+
     def _finish(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float, status: str) -> None:
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
         if plan.objectives.several:
@@ -195,51 +254,46 @@ class StudySweeper(compat.OptunaSweeperImpl):
         console."""
         metrics = list(plan.objectives.metrics)
         table = pareto.confirmed_front(study, self.config.seed, metrics)
-        results = front_report.write_results(study, plan.sweep_dir, plan.n_trials, metrics, table)
+        results = front_report.write_results(study, plan.sweep_dir, metrics, table)
         hint = None
         if parent_id:
             plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
-            plots.append(front_report.write_figure(study, plan.n_trials, metrics, table, plan.sweep_dir / "plots"))
-            front_report.log_front(plan.client, parent_id, study, plan.n_trials, metrics, table)
+            plots.append(front_report.write_figure(study, metrics, table, plan.sweep_dir / "plots"))
+            front_report.log_front(plan.client, parent_id, study, metrics, table)
             parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials)
             experiment = plan.client.get_run(parent_id).info.experiment_id
             hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
             hint += f"   (run 'study-{study.study_name}')"
-        print(front_report.summary(study, plan.n_trials, metrics, table, time.monotonic() - began, results, hint,
-                                   plan.storage_hint), flush=True)
+        print(front_report.summary(study, metrics, table, time.monotonic() - began, results, hint, plan.storage_hint),
+              flush=True)
 
-
-def check_same_objectives(study: optuna.Study, objectives) -> None:
-    """A resumed (or joined) study must optimise what this sweep asks for."""
-    directions = [d.name.lower() for d in study.directions]
-    stored = study.metric_names or list(objectives.metrics)  # a joiner may look before the creator names them
-    if list(stored) != list(objectives.metrics) or directions != list(objectives.directions):
-        raise ConfigError(
-            f"study {study.study_name} optimises {', '.join(f'{m} ({d})' for m, d in zip(stored, directions))}, "
-            f"not {', '.join(f'{m} ({d})' for m, d in zip(objectives.metrics, objectives.directions))}; set the same "
-            f"objective to resume it, or another hydra.sweeper.study_name for a new study")
 
 
 LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment
 
 
-def link_override(plan: SweepPlan, **trials) -> str:
+def link_override(plan: SweepPlan, study_name: str, **trials) -> str:
     """The job's link to its study and its trial (trial_id=...) or trials (population=[...])."""
-    return LINK_OVERRIDE + _quote(json.dumps({"storage": plan.storage_url, "study_name": plan.name, **trials}))
+    return LINK_OVERRIDE + _quote(json.dumps({"storage": plan.storage_url, "study_name": study_name, **trials}))
 
 
-def population_overrides(members: list, plan: SweepPlan) -> list[str]:
+def job_folder(number: int, confirming: bool) -> str:
+    return f"confirm-{number}" if confirming else str(number)
+
+
+def population_overrides(members: list, plan: SweepPlan, study_name: str) -> list[str]:
     """One job for a population: the first member's overrides, its own folder, each member's trial id, number and
     the overrides in which it differs from the first, and how many train at once: the members after that many are
     reserves (see sweeplab.population_job)."""
     first_trial, first = members[0]
     own = ("hydra.sweep.subdir=", LINK_OVERRIDE)
-    spec = [{"number": trial.number, "trial_id": compat.trial_id(trial),
+    confirming = study_name != plan.name
+    spec = [{"number": trial.number, "trial_id": compat.trial_id(trial), "folder": job_folder(trial.number, confirming),
              "overrides": [o for o in overrides if o not in first and not o.startswith(own)]}
             for trial, overrides in members]
     return [o for o in first if not o.startswith(own)] + [
-        f"hydra.sweep.subdir=population-{first_trial.number}",
-        link_override(plan, population=spec, width=plan.population),
+        f"hydra.sweep.subdir=population-{job_folder(first_trial.number, confirming)}",
+        link_override(plan, study_name, population=spec, width=plan.population),
     ]
 
 

@@ -6,7 +6,10 @@ import threading
 import optuna
 
 from sweeplab.building import build
-from sweeplab.names import FEASIBLE_ATTR, OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, RUN_ID_ATTR, SAMPLER_ATTR
+from sweeplab.names import (
+    CONFIRM_SUFFIX, FEASIBLE_ATTR, OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR, RUN_ID_ATTR,
+    RUN_SETTINGS_ATTR, SAMPLER_ATTR,
+)
 from sweeplab import compat
 from sweeplab.sweep.storage import open_storage
 
@@ -17,10 +20,17 @@ log = logging.getLogger(__name__)
 class TrialLink:
     Pruned = optuna.TrialPruned  # what report() raises: the job ends its run KILLED and lets it through
 
-    def __init__(self, study: optuna.Study, storage, trial_id: int):
+    def __init__(self, study: optuna.Study, storage, trial_id: int, parent_run_id: str | None = None):
         self.study = study
         self.trial = optuna.trial.Trial(study, trial_id)
-        self.parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+        attrs = storage.get_trial(trial_id).user_attrs
+        self.run_settings = attrs.get(RUN_SETTINGS_ATTR, {})
+        # Baseline and confirmation trials measure a chosen configuration: only the search is pruned, with the pruner
+        # of the run that asked the trial (a study made before trials recorded it: the study's).
+        self.role = attrs.get(ROLE_ATTR, "search")
+        spec = self.run_settings.get("pruner", study.user_attrs.get(PRUNER_ATTR))
+        self.pruner = build(spec) if spec and self.role == "search" else None
+        self.parent_run_id = parent_run_id or study.user_attrs.get(PARENT_RUN_ATTR)
         self._heartbeat = Heartbeat(storage, [trial_id])
 
     @classmethod
@@ -29,10 +39,11 @@ class TrialLink:
         connection to the storage and one copy of the study."""
         storage = open_storage(link["storage"], patient=True)  # the sweep is running: a restarting database is waited for
         study = optuna.load_study(study_name=link["study_name"], storage=storage)
-        pruner_spec = study.user_attrs.get(PRUNER_ATTR)
-        if pruner_spec:
-            study.pruner = build(pruner_spec)
-        return [cls(study, storage, trial_id) for trial_id in trial_ids]
+        # The confirmation study's trials join the search study's MLflow parent run.
+        search_name = link["study_name"].removesuffix(CONFIRM_SUFFIX)
+        parent_run_id = None if search_name == link["study_name"] else \
+            storage.get_study_user_attrs(storage.get_study_id_from_name(search_name)).get(PARENT_RUN_ATTR)
+        return [cls(study, storage, trial_id, parent_run_id) for trial_id in trial_ids]
 
     @classmethod
     def from_link(cls, link: dict) -> "TrialLink":
@@ -50,7 +61,7 @@ class TrialLink:
 
     @property
     def sampler_name(self) -> str | None:
-        return self.study.user_attrs.get(SAMPLER_ATTR)
+        return self.run_settings.get("sampler", self.study.user_attrs.get(SAMPLER_ATTR))
 
     def __enter__(self) -> "TrialLink":
         self._heartbeat.__enter__()
@@ -59,8 +70,13 @@ class TrialLink:
     def __exit__(self, *exc) -> None:
         self._heartbeat.__exit__(*exc)
 
-    def report(self, epoch: int, value: float) -> None:
+    def report(self, epoch: int, value: float, last: bool = False) -> None:
+        """Record the epoch's value; raise Pruned if the pruner stops the trial (never after its ``last`` epoch:
+        its result is complete)."""
         self.trial.report(value, epoch)
+        if self.pruner is None or last:
+            return
+        self.study.pruner = self.pruner
         if self.trial.should_prune():
             metric = self.study.user_attrs.get(OBJECTIVE_ATTR, "val_accuracy")
             raise optuna.TrialPruned(f"pruned after epoch {epoch} (best {metric} {value:.4g})")

@@ -19,10 +19,10 @@ from optuna.trial import TrialState
 
 from sweeplab import compat
 from sweeplab.errors import first_line
-from sweeplab.names import FAIL_REASON_ATTR, ROLE_ATTR
+from sweeplab.names import FAIL_REASON_ATTR, INTERRUPTED, ROLE_ATTR
 from sweeplab.sweep import confirmation
 from sweeplab.sweep.plan import SweepPlan
-from sweeplab.sweep.study import claim, reap_dead_trials, started
+from sweeplab.sweep.study import STARTED_STATES, claim, counted, reap_dead_trials, started
 from sweeplab.sweep.trial_link import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,14 @@ WAIT_S = 1.0
 
 
 class TrialLoop:
-    def __init__(self, study: optuna.Study, plan: SweepPlan, *, sampler: confirmation.ConfirmingSampler,
+    def __init__(self, study: optuna.Study, plan: SweepPlan, *, sampler: confirmation.PinningSampler,
                  configure: Callable, launch: Callable, slots: int, max_failures: float, on_failed: Callable,
-                 confirm_seeds: list[int], split_seed: int, configure_population: Callable | None = None):
+                 confirm_seeds: list[int], split_seed: int, configure_population: Callable | None = None,
+                 confirm_study: optuna.Study | None = None, confirm_sampler: confirmation.PinningSampler | None = None):
+        """``study`` holds the search (the baseline among it), ``confirm_study`` the confirmation trials;
+        ``configure(trial, study)`` gives a trial's overrides."""
         self.study, self.plan, self.sampler = study, plan, sampler
+        self.confirm_study, self.confirm_sampler = confirm_study, confirm_sampler
         self.configure, self.launch, self.slots = configure, launch, slots
         self.max_failures, self.on_failed = max_failures, on_failed
         self.confirm_seeds, self.split_seed = confirm_seeds, split_seed
@@ -42,6 +46,7 @@ class TrialLoop:
         self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
         self.failures, self.stop = 0, False
         self.pending = []  # trials asked for a population they could not join: each runs next, on its own
+        self.running = []  # (study, trial) of the jobs launched right now, to fail as interrupted on Ctrl-C
 
     def run(self) -> int:
         """Run trials until the study holds its search and confirmation trials, or too many failed; return the
@@ -59,21 +64,46 @@ class TrialLoop:
             if members is WAIT:
                 time.sleep(WAIT_S)
                 continue
-            # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
-            with Heartbeat(self.plan.storage, [compat.trial_id(trial) for trial, _ in members]):
-                if len(members) == 1:
-                    (trial, overrides), = members
-                    ret = self.launch(overrides, trial.number)
-                    outcomes = [(trial, job_outcome(ret))]
-                else:
-                    ret = self.launch(self.configure_population(members), members[0][0].number)
-                    outcomes = population_outcomes(ret, [trial for trial, _ in members])
+            study = self._study_of(members[0][0])
+            launched = [(study, trial) for trial, _ in members]
+            self.running += launched
+            try:
+                # This process keeps its trials alive too: one that dies before (or while) its job runs goes stale.
+                with Heartbeat(self.plan.storage, [compat.trial_id(trial) for trial, _ in members]):
+                    if len(members) == 1:
+                        (trial, overrides), = members
+                        ret = self.launch(overrides, trial.number)
+                        outcomes = [(trial, job_outcome(ret))]
+                    else:
+                        ret = self.launch(self.configure_population(members, study), members[0][0].number)
+                        outcomes = population_outcomes(ret, [trial for trial, _ in members])
+            except KeyboardInterrupt:
+                self.stop = True
+                raise
             with self.lock:
                 for trial, outcome in outcomes:
-                    if tell(self.study, trial, outcome) == TrialState.FAIL:
+                    if tell(study, trial, outcome) == TrialState.FAIL:
                         self.failures += 1
-                        self.on_failed(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                        self.on_failed(study, study.get_trials(deepcopy=False)[trial.number])
                 self.stop = self.stop or self.failures > self.max_failures
+                self.running = [entry for entry in self.running if entry not in launched]
+
+    def fail_interrupted(self) -> list[tuple[optuna.Study, int]]:
+        """After Ctrl-C or SIGTERM: FAIL the trials whose jobs were running, with reason "interrupted" (a rerun
+        runs them again); return (study, number) of each."""
+        failed = []
+        for study, trial in self.running:
+            if study.get_trials(deepcopy=False)[trial.number].state != TrialState.RUNNING:
+                continue
+            trial.set_user_attr(FAIL_REASON_ATTR, INTERRUPTED)
+            study.tell(trial, state=TrialState.FAIL)
+            self.on_failed(study, study.get_trials(deepcopy=False)[trial.number])
+            failed.append((study, trial.number))
+        self.running = []
+        return failed
+
+    def _study_of(self, trial) -> optuna.Study:
+        return self.confirm_study if trial.user_attrs.get(ROLE_ATTR) == "confirm" else self.study
 
     def _next(self):
         """The trials to run next (one, or a population), WAIT, or None when the study has all it needs."""
@@ -86,6 +116,8 @@ class TrialLoop:
                     return self._grow(first, self._search_trial)
                 return self._grow(first, self._confirmation_asker(self._confirmation_jobs()))
             reap_dead_trials(self.study, self.on_failed)
+            if self.confirm_study is not None:
+                reap_dead_trials(self.confirm_study, self.on_failed)
             if started(self.study) < self.plan.n_trials:
                 first = self._search_trial()
                 return WAIT if first is None else self._grow(first, self._search_trial)
@@ -102,8 +134,8 @@ class TrialLoop:
     def _confirmation_jobs(self):
         # In populations, jobs that can share a stack are planned next to each other, so that they run together.
         shared = self.plan.shared_values if self.plan.population > 1 and self.plan.member_keys else None
-        return confirmation.jobs(self.study, self.plan.n_trials, self.plan.confirm.top_k, self.confirm_seeds,
-                                 group_by=shared)
+        return confirmation.jobs(self.study, self.confirm_study, self.plan.n_trials, self.plan.confirm.top_k,
+                                 self.confirm_seeds, group_by=shared)
 
     def _confirmation_asker(self, jobs: list) -> Callable:
         return lambda shared: self._confirmation_trial(jobs) or None
@@ -133,23 +165,24 @@ class TrialLoop:
             return None  # another worker took the last search trial: its end decides what comes next
         if shared:
             self.sampler.fixed[trial.number] = shared  # before the trial suggests its values (in configure)
-        claim(trial)
-        if ROLE_ATTR not in trial.user_attrs:  # the baseline came with its role
+        claim(trial, self.plan.run_settings)
+        if ROLE_ATTR not in trial.user_attrs:  # the baseline and warm-start trials came with theirs
             trial.set_user_attr(ROLE_ATTR, "search")
-        return trial, self.configure(trial)
+        return trial, self.configure(trial, self.study)
 
     def _confirmation_trial(self, jobs: list):
-        total = self.plan.n_trials + len(jobs)
-        if started(self.study) >= total:
+        """The next confirmation trial: trial number i of the confirmation study runs job i."""
+        study = self.confirm_study
+        if len(study.get_trials(deepcopy=False, states=STARTED_STATES)) >= len(jobs):
             return None
-        trial = within_total(self.study, ask(self.study), total)
+        trial = within_total(study, ask(study), len(jobs), search=False)
         if trial is None:
             return WAIT
-        job = jobs[trial.number - self.plan.n_trials]
-        self.sampler.fixed[trial.number] = job.params  # before the trial suggests its values (in configure)
-        claim(trial)
+        job = jobs[trial.number]
+        self.confirm_sampler.fixed[trial.number] = job.params  # before the trial suggests its values (in configure)
+        claim(trial, self.plan.run_settings)
         confirmation.mark(trial, job)
-        return trial, [*self.configure(trial), f"seed={job.seed}", f"split_seed={self.split_seed}"]
+        return trial, [*self.configure(trial, study), f"seed={job.seed}", f"split_seed={self.split_seed}"]
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
@@ -158,11 +191,14 @@ def ask(study: optuna.Study) -> optuna.Trial:
         return study.ask()
 
 
-def within_total(study: optuna.Study, trial: optuna.Trial, total: int) -> optuna.Trial | None:
+def within_total(study: optuna.Study, trial: optuna.Trial, total: int, search: bool = True) -> optuna.Trial | None:
     """Workers that counted the study at the same moment may ask for more trials than the total between them.
-    Trial numbers are given out atomically, so a trial numbered `total` or more is one too many: it goes back to
-    the queue as WAITING, where it counts as not started (a later ask, here or on resume, takes it up again)."""
-    if trial.number < total:
+    Trial numbers are given out atomically, so a trial preceded by `total` or more counted trials (by number) is one
+    too many: it goes back to the queue as WAITING, where it counts as not started (a later ask, here or on resume,
+    takes it up again). In the search, interrupted trials do not count (see study.counted); in the confirmation
+    study every trial does (trial number i runs job i)."""
+    place = counted(study).index(trial.number) + 1 if search else trial.number + 1
+    if place <= total:
         return trial
     compat.set_trial_waiting(study, trial)
     log.info("Trial %d is past the study's %d trials (other workers took the last ones): left WAITING",
