@@ -71,7 +71,8 @@ class Objective:
             if len(directions) != len(metrics):
                 raise ConfigError(
                     f"objective.directions has {len(directions)} entries for {len(metrics)} objective.metrics "
-                    f"({', '.join(metrics)}); give one direction per metric, e.g. objective.directions=[maximize,minimize]")
+                    f"({', '.join(metrics)}); give one direction per metric, e.g. "
+                    f"objective.directions=[maximize,minimize]")
         else:
             metrics, directions = [str(objective.metric)], [str(objective.direction)]
         for metric in metrics:

@@ -2,18 +2,35 @@
 (`solutions`: the search's Pareto front), the confirmed front beside it, a figure of the front, the parent run's
 share, and a short table on the console."""
 import logging
+import time
 from pathlib import Path
 
 import optuna
 from omegaconf import OmegaConf
 
 from sweeplab.names import RESULTS_FILE
-from sweeplab.sweep import pareto
+from sweeplab.sweep import parent_run, pareto, report
 from sweeplab.sweep.study import confirm_study_of, counts, search_trials
 
 log = logging.getLogger(__name__)
 FRONT_TABLE = "confirmed_front.json"
 FRONT_FIGURE = "pareto_front.png"
+
+
+def finish(study: optuna.Study, plan, parent_id: str | None, status: str, study_seed: int, began: float,
+           tracking_hint: str | None) -> None:
+    """The end of a sweep of several objectives (``plan``: its SweepPlan): the search's front and the confirmed front
+    in the results file, the parent run (then ended with ``status``) and the console."""
+    metrics = list(plan.objectives.metrics)
+    table = pareto.confirmed_front(study, study_seed, metrics)
+    results = write_results(study, plan.sweep_dir, metrics, table)
+    if parent_id:
+        plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
+        plots.append(write_figure(study, metrics, table, plan.sweep_dir / "plots"))
+        log_front(plan.client, parent_id, study, metrics, table)
+        parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials)
+    print(summary(study, metrics, table, time.monotonic() - began, results, tracking_hint, plan.storage_hint),
+          flush=True)
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, metrics: list[str], table: list) -> Path:
@@ -86,6 +103,9 @@ def summary(study: optuna.Study, metrics: list[str], table: list, wall_s: float,
              f"Pareto front of the search: {len(front)} trial(s) of {', '.join(metrics)}"]
     if table:
         lines += front_table(table, metrics)
+    else:  # no confirmation: the search's own values, one seed each
+        lines += [f"  trial {t.number}: " + "  ".join(f"{m} {v:.4g}" for m, v in zip(metrics, t.values)) +
+                  f"  [{_params(t.params)}]" for t in front[:10]]
     lines.append(f"Results:  {results}")
     if tracking_hint:
         lines.append(f"MLflow:   {tracking_hint}")

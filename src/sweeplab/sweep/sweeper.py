@@ -199,11 +199,11 @@ class StudySweeper(compat.OptunaSweeperImpl):
         params.update({
             "sampler": type(plan.sampler).__name__, "sampler.seed": self.config.seed,
             "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
-            "objective": ",".join(plan.objectives.metrics), "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
-            "confirm.seeds": plan.confirm.seeds, "population": plan.population,
+            "objective": ",".join(plan.objectives.metrics), "n_trials": plan.n_trials,
+            "confirm.top_k": plan.confirm.top_k, "confirm.seeds": plan.confirm.seeds, "population": plan.population,
             "population_reserve": plan.reserve, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
-            **({"constraints": ",".join(c.name for c in plan.objectives.constraints)}
-               if plan.objectives.constraints else {}),
+            **({"constraints": ",".join(c.name for c in plan.objectives.constraints)} if plan.objectives.constraints
+               else {}),
         })
         tags = {"optuna.study": study.study_name, KIND_TAG: "study", "dataset": self.config.dataset.name,
                 "mlflow.source.git.commit": tracking.git_commit()}
@@ -232,41 +232,21 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _finish(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float, status: str) -> None:
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+        hint = None
+        if plan.client:
+            experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
+            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
+            hint += f"   (run 'study-{study.study_name}')"
         if plan.objectives.several:
-            return self._finish_front(study, plan, parent_id, began, status)
+            return front_report.finish(study, plan, parent_id, status, self.config.seed, began, hint)
         confirmed = confirmation.answer(study, self.config.seed)
         direction = self._get_directions()[0]
         results = report.write_results(study, plan.sweep_dir, plan.n_trials, confirmed, direction)
         if parent_id:
             plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
             parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials, confirmed)
-        hint = None
-        if plan.client:
-            experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
-            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
-            hint += f"   (run 'study-{study.study_name}')"
         print(report.summary(study, plan.n_trials, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction), flush=True)
-
-    def _finish_front(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float,
-                      status: str) -> None:
-        """Several objectives: the search's front and the confirmed front, in the results, the parent run and the
-        console."""
-        metrics = list(plan.objectives.metrics)
-        table = pareto.confirmed_front(study, self.config.seed, metrics)
-        results = front_report.write_results(study, plan.sweep_dir, metrics, table)
-        hint = None
-        if parent_id:
-            plots = report.write_plots(study, plan.sweep_dir / "plots", plan.n_trials)
-            plots.append(front_report.write_figure(study, metrics, table, plan.sweep_dir / "plots"))
-            front_report.log_front(plan.client, parent_id, study, metrics, table)
-            parent_run.finish(plan.client, parent_id, study, results, plots, status, plan.n_trials)
-            experiment = plan.client.get_run(parent_id).info.experiment_id
-            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
-            hint += f"   (run 'study-{study.study_name}')"
-        print(front_report.summary(study, metrics, table, time.monotonic() - began, results, hint, plan.storage_hint),
-              flush=True)
-
 
 
 LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment

@@ -7,8 +7,8 @@ import optuna
 
 from sweeplab.building import build
 from sweeplab.names import (
-    CONFIRM_SUFFIX, FEASIBLE_ATTR, OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR, RUN_ID_ATTR,
-    RUN_SETTINGS_ATTR, SAMPLER_ATTR,
+    CONFIRM_SUFFIX, FEASIBLE_ATTR, OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR,
+    RUN_ID_ATTR, RUN_SETTINGS_ATTR, SAMPLER_ATTR,
 )
 from sweeplab import compat
 from sweeplab.sweep.storage import open_storage
