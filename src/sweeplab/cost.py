@@ -5,11 +5,14 @@ fresh seeds, and reports it as a mean with its standard error.
 
 Peak memory: on a CUDA device, ``torch.cuda.max_memory_allocated`` during training (the peak is reset when training
 starts, so it holds the data splits on the device, the model, the optimizer's state and the activations). On the CPU,
-how much the process's peak resident memory (``getrusage``'s ``ru_maxrss``) rose during training: 0 when the process
-had already reached a higher peak before (e.g. while loading the data, or in an earlier job of the same process), so
-it measures what training added beyond what the process already held, not the training's total.
+the rise of the process's resident memory during training: on Linux its peak (``VmHWM``, reset when training starts
+through /proc/self/clear_refs) minus its resident memory then (``VmRSS``), so it is what training added on top of
+the data and model already loaded, whatever earlier jobs of the same process held. Where that reset is not
+available, the rise of the process's lifetime peak (``getrusage``'s ``ru_maxrss``): 0 when the process had peaked
+before, e.g. in an earlier job of the same process.
 """
 import math
+import re
 import resource
 import statistics
 import sys
@@ -25,13 +28,15 @@ class CostMeter:
         self.device = torch.device(device)
         self.started = self.wall_s = None
         self._rss_before = 0
+        self._high_water = False  # the kernel's peak was reset: read it, not getrusage's lifetime peak
 
     def __enter__(self) -> "CostMeter":
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
-            self._rss_before = _peak_rss_bytes()
+            self._high_water = _reset_high_water()
+            self._rss_before = _status_kb("VmRSS") * 1024 if self._high_water else _peak_rss_bytes()
         self.started = time.perf_counter()
         return self
 
@@ -43,7 +48,8 @@ class CostMeter:
     def peak_memory_mb(self) -> float:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return max(0, _peak_rss_bytes() - self._rss_before) / 2**20
+        peak = _status_kb("VmHWM") * 1024 if self._high_water else _peak_rss_bytes()
+        return max(0, peak - self._rss_before) / 2**20
 
     def costs(self, epoch_times: list[float], train_samples: int, batch_size: int) -> dict[str, float]:
         """The training's costs by name (sweeplab.objective.COST_METRICS)."""
@@ -54,6 +60,21 @@ class CostMeter:
             "peak_memory_mb": self.peak_memory_mb(),
             "steps_per_epoch": math.ceil(train_samples / batch_size),
         }
+
+
+def _reset_high_water() -> bool:
+    """Reset the kernel's record of this process's peak resident memory (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as file:
+            file.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as file:
+        return int(re.search(rf"^{key}:\s+(\d+) kB", file.read(), re.M).group(1))
 
 
 def _peak_rss_bytes() -> int:
