@@ -75,8 +75,10 @@ class StudySweeper(compat.OptunaSweeperImpl):
         if hasattr(plan.storage, "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
             plan.storage.heartbeat_stale_trial_callback = on_failed
         began = time.monotonic()
+        chosen = f"up to {plan.confirm.top_k} points spanning the Pareto front" if plan.objectives.several else \
+            f"the top {plan.confirm.top_k}"
         log.info("Study %s in %s: %d search trials, then %s", study.study_name, plan.storage_hint, plan.n_trials,
-                 f"the top {plan.confirm.top_k} and the baseline on {plan.confirm.seeds} fresh seeds each (in "
+                 f"{chosen} and the baseline on {plan.confirm.seeds} fresh seeds each (in "
                  f"study {confirm_study.study_name})" if confirm_study else "no confirmation")
         if plan.population > 1:
             log.info("Populations of up to %d trials, each trained as one stacked model%s%s", plan.population,
