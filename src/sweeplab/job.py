@@ -148,6 +148,8 @@ class TrackedTraining:
         if self.run:
             summary = {summary_key(m): measured[m] for m in objective.metrics if m not in (costs or {})}
             summary.update({summary_key(k): v for k, v in (costs or {}).items()})
+            if costs is None:  # a population's member: the time of its stack's epochs, shared with the others
+                summary["train_time_s"] = sum(m.epoch_time_s for m in history.epochs)
             self.run.metrics({
                 **summary, "best_epoch": best.epoch, "test_accuracy": test_accuracy, "test_loss": test_loss,
                 "epochs_trained": len(history.epochs),
