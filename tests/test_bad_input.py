@@ -23,6 +23,8 @@ CASES = {
     "unwritable data dir": (["{mnist}", "data_dir={file}/sub"], "data_dir"),
     "unwritable output dir": (["hydra.run.dir={file}/sub/out"], "hydra.run.dir"),
     "unreachable tracking URI": (["mlflow.tracking_uri=http://127.0.0.1:9"], "http://127.0.0.1:9"),
+    "dataset without val_size": (["~dataset.val_size"], "dataset config 'digits' sets no val_size"),  # issue 19
+    "a number for a pair": (["+optimizer.betas=0.9"], "takes 2 values there, like its default (0.9, 0.999)"),
 }
 
 
@@ -67,3 +69,12 @@ def test_two_hydra_commands_are_one_line(workspace):
     result = workspace.train("-m", "--cfg", "hydra")
     assert result.returncode == 2
     assert result.stderr.startswith("error: use only one of --run, --multirun") and len(result.stderr.splitlines()) == 1
+
+
+def test_sweeper_keys_without_multirun_are_one_warning_line(workspace):
+    """Issue 19: `hydra.sweeper.*` on a single job (no -m) is read by nothing: said in one line (the job's own error
+    follows here, so nothing trains)."""
+    result = workspace.train("hydra/sweeper=optuna", "hydra.sweeper.n_trials=6", "epochs=0")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 2, result.stderr
+    assert lines[0].startswith("warning: hydra.sweeper.n_trials=6 is read only by a sweep") and "-m" in lines[0]

@@ -5,7 +5,7 @@ import logging
 
 from hydra.errors import InstantiationException
 from hydra.utils import UNSAFE_DISABLE_EXECUTION_CHECKS, get_object, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from sweeplab.errors import ConfigError, SweeplabError, first_line
 
@@ -79,6 +79,13 @@ def check_arguments(callable_, config, key: str, kwargs: dict) -> None:
             raise ConfigError(
                 f"{key}.{name} is not a parameter of {_target_of(config)} (it takes: {accepted}); "
                 f"remove it or fix its name"
+            )
+        default = parameters[name].default
+        value = config[name] if name in _keys(config) else None
+        if isinstance(default, (tuple, list)) and value is not None and not isinstance(value, (tuple, list, ListConfig)):
+            raise ConfigError(
+                f"{key}.{name}={value!r}, but {_target_of(config)} takes {len(default)} values there, like its default "
+                f"{tuple(default)}; write e.g. '{key}.{name}=[{', '.join(map(str, default))}]'"
             )
 
 

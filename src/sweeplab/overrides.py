@@ -134,7 +134,7 @@ def check_resolvable(cfg) -> None:
         try:
             OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
         except OmegaConfBaseException as error:
-            dataset = OmegaConf.select(cfg, "hydra.runtime.choices.dataset", default=None)
+            dataset = OmegaConf.select(cfg, "dataset.name", default=None)
             if key == "val_size" and "dataset.val_size" in str(error):
                 raise ConfigError(
                     f"the dataset config{f' {dataset!r}' if dataset else ''} sets no val_size (how many training "

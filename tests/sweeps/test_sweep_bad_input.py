@@ -75,11 +75,15 @@ def assert_one_line(code: int, err: str, *words: str) -> str:
         (["hydra.sweeper.max_failure_rate=2"], ["max_failure_rate"]),
         (["hydra.sweeper.custom_search_space=tests.sweeps.nosuch.space"], ["custom_search_space", "nosuch"]),
         (["dataset=mnist", "download=false", "data_dir=/nonexistent/sweeplab-data"], ["MNIST not found", "download=false"]),
+        (["~dataset.val_size"], ["dataset config 'digits' sets no val_size", "val_size="]),  # issue 19
+        (["+optimizer.betas=0.9"], ["optimizer.betas=0.9", "(0.9, 0.999)"]),
+        (["hydra.sweeper.warm_start=nosuch"], ["warm_start=nosuch", "no study 'nosuch'"]),
     ],
     ids=["empty-space", "bad-grammar-in-params", "bad-sweep-arguments", "unknown-key", "unknown-nested-key", "n_trials-0", "n_jobs-0",
          "population-0", "population_reserve-negative", "population_reserve-without-population",
          "storage-not-a-url", "storage-unknown-dialect", "invalid-choice", "invalid-interval", "grid-over-continuous-space",
-         "max_failure_rate-2", "custom-space-not-importable", "dataset-missing"],
+         "max_failure_rate-2", "custom-space-not-importable", "dataset-missing", "dataset-without-val_size",
+         "scalar-for-a-pair", "warm-start-from-no-study"],
 )
 def test_bad_sweep_input_fails_before_the_first_trial(new_sweep, capfd, overrides, words):
     space = new_sweep("bad-input")
@@ -95,8 +99,9 @@ def test_bad_sweep_input_fails_before_the_first_trial(new_sweep, capfd, override
         (["hydra/sweeper/sampler=nope"], ["hydra/sweeper/sampler=nope", "tpe", "random"]),
         (["hydra/launcher=nope"], ["hydra/launcher=nope", "joblib"]),
         (["batch_size=choice("], ["batch_size=choice(", "override_grammar"]),
+        (["hydra.sweeper.n_trial=6"], ["hydra.sweeper.n_trial", "did you mean hydra.sweeper.n_trials=6?"]),
     ],
-    ids=["unknown-pruner", "unknown-sampler", "unknown-launcher", "bad-grammar-on-command-line"],
+    ids=["unknown-pruner", "unknown-sampler", "unknown-launcher", "bad-grammar-on-command-line", "misspelt-sweeper-key"],
 )
 def test_input_hydra_would_reject_fails_in_one_line(new_sweep, capfd, overrides, words):
     """Checked before Hydra composes the config (which would print its multi-line report): one line, the choices."""

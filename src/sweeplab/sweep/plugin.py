@@ -138,7 +138,13 @@ class SweeplabOptunaSweeper(Sweeper):
 
 
 def _remove_if_empty(folder) -> None:
-    """The sweep's folder, and the default `multirun/` above it, when this failed sweep was all they held."""
+    """The sweep's folder, and the default `multirun/` above it, when this failed sweep was all they held (an empty
+    journal that opening the study's storage made, included)."""
+    from sweeplab.names import JOURNAL_FILE
+
+    journal = folder / JOURNAL_FILE
+    if journal.is_file() and journal.stat().st_size == 0:
+        journal.unlink()
     for path in (folder, folder.parent if folder.parent.name == "multirun" else None):
         try:
             if path is not None:
