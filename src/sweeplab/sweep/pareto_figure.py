@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 def pareto_figure(study, metrics: list[str], table: list, colour_by: str = "batch_size"):
     """``study``: the search study; ``metrics``: its objectives' names; ``table``: the confirmed configurations
     (pareto.confirmed_front), [] before confirmation."""
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     x, y = 1, 0  # the second objective across, the first up
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
@@ -50,6 +50,9 @@ def pareto_figure(study, metrics: list[str], table: list, colour_by: str = "batc
     for axis, metric in ((axes.xaxis, metrics[x]), (axes.yaxis, metrics[y])):
         if metric in COST_METRICS:
             (axes.set_xscale if axis is axes.xaxis else axes.set_yscale)("log")
+            axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))  # labels at 1, 2, 5 x 10^k
+            axis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))  # 0.1, not 10^-1
+            axis.set_minor_formatter(ticker.NullFormatter())  # minor labels crowd a short span
     axes.set_xlabel(f"{metrics[x]} ({_direction(study, x)})")
     axes.set_ylabel(f"{metrics[y]} ({_direction(study, y)})")
     axes.set_title(f"{study.study_name}: Pareto front")
