@@ -17,7 +17,6 @@ from sweeplab.overrides import check_resolvable
 from sweeplab.paths import resolve
 from sweeplab.objective import Objective
 from sweeplab.settings import JobSettings
-from sweeplab import compat
 from sweeplab.sweep import question
 from sweeplab.sweep.objective_check import check_sweep_objective
 from sweeplab.sweep.storage import is_journal, open_storage
