@@ -30,6 +30,7 @@ def test_trial_ids_waiting_trials_and_heartbeats(tmp_path):
     study = optuna.create_study(storage=storage)
     trial = study.ask()
     assert compat.trial_id(trial) == compat.trial_id(study.trials[0]), CHECK
+    assert optuna.load_study(study_name=study.study_name, storage=compat.storage_of(study)).trials, CHECK
     compat.set_trial_waiting(study, trial)
     assert study.trials[0].state == optuna.trial.TrialState.WAITING, CHECK
     assert compat.is_heartbeat_enabled(storage) is True, CHECK

@@ -205,7 +205,7 @@ def main(config_path: str = "conf", config_name: str = "config", caller_file: st
         _main(config_path, config_name, caller_file)
     except KeyboardInterrupt as stop:
         name = signal.Signals(_received[0]).name
-        sys.stderr.write(f"interrupted ({name}): {stop or 'stopped before the end; its MLflow run, if any, ended KILLED'}\n")
+        sys.stderr.write(f"interrupted ({name}): {str(stop) or 'stopped before the end; its MLflow run, if any, ended KILLED'}\n")
         sys.stdout.flush()
         sys.stderr.flush()
         if threading.active_count() > 1:  # parallel trial slots still wait on their jobs: do not wait for them

@@ -101,10 +101,14 @@ def test_a_resume_repeats_neither_the_baseline_nor_the_confirmation(confirmed):
     assert (len(study.trials), len(confirmed.confirm_study().trials)) == before and roles(study)["baseline"] == 1
 
 
-def test_two_workers_share_one_baseline_and_one_confirmation(new_sweep):
+def test_two_workers_extending_a_study_share_one_baseline_and_one_confirmation(new_sweep):
+    """A confirmed study of 2 trials, extended to 4 by two workers at once (issue 19): the new top-k is confirmed
+    once, the first run's repeats are kept, no (configuration, seed) trains twice."""
     space = new_sweep("two-workers-confirm")
-    overrides = ("hydra.sweeper.n_trials=4", "hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=2")
-    workers = [space.start(*overrides) for _ in range(2)]
+    overrides = ("hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=2")
+    code, _, err = space.run("hydra.sweeper.n_trials=2", *overrides)
+    assert code == 0, err[-3000:]
+    workers = [space.start("hydra.sweeper.n_trials=4", *overrides) for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=600) == 0, (space.root / "started-sweep.log").read_text()[-3000:]
     study = space.study()
@@ -112,8 +116,10 @@ def test_two_workers_share_one_baseline_and_one_confirmation(new_sweep):
     sources = {t.user_attrs[CONFIRMS_ATTR] for t in confirm}
     assert roles(study)["baseline"] == 1 and study.trials[0].params == BASELINE
     assert len(confirm) == 2 * len(sources) and len(study.trials) == 4
-    assert len({(t.user_attrs[CONFIRMS_ATTR], t.user_attrs[SEED_ATTR]) for t in confirm}) == len(confirm)
+    assert len({(tuple(sorted(t.params.items())), t.user_attrs[SEED_ATTR]) for t in confirm}) == len(confirm)
     assert all(t.state == TrialState.COMPLETE for t in study.trials + confirm)
+    best = max(study.trials, key=lambda t: t.value)
+    assert {best.number, 0} <= sources
     wait_for(lambda: len(space.parents()) == 1, 10, what="one parent run")
 
 

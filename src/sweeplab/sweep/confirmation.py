@@ -64,7 +64,8 @@ def jobs(study: optuna.Study, confirm: optuna.Study, n_search: int, top_k: int, 
         return None
     planned = [ConfirmJob(**job) for job in confirm.user_attrs.get(CONFIRM_PLAN_ATTR, [])]
     trials = confirm.get_trials(deepcopy=False)
-    covered = set()
+    # Studies made before confirmation moved to its own study hold their repeats among the search's trials.
+    covered = {job_of(t).key for t in study.get_trials(deepcopy=False) if role(t) == "confirm" and not to_run_again(t)}
     for number, job in enumerate(planned):
         trial = trials[number] if number < len(trials) else None
         if trial is None or not to_run_again(trial):

@@ -227,7 +227,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
         confirm_study = confirmation.confirm_study_of(study)
         jobs = confirm_study.user_attrs.get(CONFIRM_PLAN_ATTR, []) if confirm_study else []
         done = len(confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) if confirm_study else 0
-        stopped = ", ".join(f"{s.study_name} trial {n}" for s, n in failed) or "no trial was running"
+        stopped = ", ".join(f"{'confirmation ' if s.study_name != study.study_name else ''}trial {n}"
+                            for s, n in failed) or "no trial was running"
         return (f"study {study.study_name}: {len(search)} of {plan.n_trials} search trials done"
                 f"{f', {done} of {len(jobs)} confirmation jobs' if plan.confirm.enabled else ''}; stopped: {stopped} "
                 f"(FAIL, interrupted). Rerun the same command to continue.")

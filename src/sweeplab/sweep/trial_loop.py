@@ -53,10 +53,16 @@ class TrialLoop:
         failures."""
         if self.slots == 1:
             self._slot()
-        else:
-            with ThreadPoolExecutor(self.slots, thread_name_prefix="trial-slot") as pool:
-                for done in [pool.submit(self._slot) for _ in range(self.slots)]:
-                    done.result()
+            return self.failures
+        pool = ThreadPoolExecutor(self.slots, thread_name_prefix="trial-slot")
+        try:
+            for done in [pool.submit(self._slot) for _ in range(self.slots)]:
+                done.result()
+        except KeyboardInterrupt:  # only this thread hears it: the slots ask for no more trials, nobody waits
+            self.stop = True
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return self.failures
 
     def _slot(self) -> None:
