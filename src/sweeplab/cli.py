@@ -158,7 +158,13 @@ def register_configs() -> None:
 
     register()
     OmegaConf.register_resolver("sweeplab_config_groups", _config_groups, replace=True)
+    OmegaConf.register_resolver("sweeplab_directions", _directions, replace=True)
     OmegaConf.register_resolver("sweeplab_question_hash", _question_hash, replace=True)
+
+
+def _directions(several, one):
+    """The sweeper's default direction: the objective's directions (several objectives) or its direction (one)."""
+    return list(several) if several is not None else one
 
 
 def _question_hash(*, _root_) -> str:

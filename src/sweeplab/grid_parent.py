@@ -14,6 +14,7 @@ from sweeplab.labels import GRID_VARYING_ENV
 from sweeplab.report.model import as_table
 
 from sweeplab.names import KIND_TAG, OBJECTIVE_TAG, PARENT_TAG
+from sweeplab.objective import Objective, summary_key
 
 PARENT_ENV = "SWEEPLAB_GRID_PARENT_RUN_ID"
 
@@ -38,7 +39,7 @@ class GridParentRun(Callback):
             self.client, config.mlflow.experiment, config.mlflow.artifact_location)
         run = self.client.create_run(experiment_id, run_name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", tags={
             KIND_TAG: "grid", "mlflow.source.git.commit": tracking.git_commit() or "",
-            OBJECTIVE_TAG: str(config.objective.metric)})
+            OBJECTIVE_TAG: Objective.from_config(config.objective).metric})
         self.run_id = run.info.run_id
         for override in config.hydra.overrides.task:
             key, _, value = override.partition("=")
@@ -57,8 +58,8 @@ class GridParentRun(Callback):
             from sweeplab.tracking import where_to_look
 
             parent = self.client.get_run(self.run_id)
-            line = self._summarise(parent, str(config.objective.metric), str(config.objective.direction),
-                                   Path(config.hydra.sweep.dir))
+            objective = Objective.from_config(config.objective)  # several: the grid is compared by the first
+            line = self._summarise(parent, objective.metric, objective.direction, Path(config.hydra.sweep.dir))
             hint = where_to_look(config.mlflow.tracking_uri, parent.info.experiment_id, project_root() / "mlflow.db")
             self._end("FINISHED")
             print(f"{line}\nMLflow:   {hint}   (run '{parent.info.run_name}')", flush=True)
@@ -66,7 +67,7 @@ class GridParentRun(Callback):
     def _summarise(self, parent, metric: str, direction: str, folder: Path) -> str:
         children = self.client.search_runs(
             [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{self.run_id}'", max_results=10000)
-        key = f"best_{metric}"
+        key = summary_key(metric)
         done = [c for c in children if key in c.data.metrics]
         grid_keys = sorted({k.removeprefix("grid.") for k in parent.data.params})
         # A config group's choice (dataset=digits, model=ffn512) is a tag of the run, every other value a param.

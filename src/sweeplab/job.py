@@ -11,12 +11,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import checkpoint, timing
 from sweeplab.building import build, build_model
+from sweeplab.cost import CostMeter
 from sweeplab.data import Splits, make_splits
 from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
 from sweeplab.names import OUTPUT_DIR_TAG, STATE_TAG
-from sweeplab.objective import Objective
+from sweeplab.objective import Objective, summary_key
 from sweeplab.settings import JobSettings, cpu_count
 from sweeplab.training import evaluate, fit, to_unit
 
@@ -143,15 +144,16 @@ class TrackedTraining:
         if self.run:
             with timing.section("tracking"):
                 self.run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
-        if self.trial:
+        objective = self.prepared.objective
+        if self.trial and not objective.several:  # Optuna cannot prune a study of several objectives
             # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
-            objective = self.prepared.objective
             with timing.section("optuna"):
                 self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)),
                                   last=metrics.epoch >= self.settings.epochs)
 
-    def finish(self, model: torch.nn.Module, history) -> float:
-        """Test the best epoch's weights, save them, log the results; return the objective."""
+    def finish(self, model: torch.nn.Module, history, costs: dict | None = None) -> float | list[float]:
+        """Test the best epoch's weights, save them, log the results and the training's ``costs`` (see
+        sweeplab.cost; a population's members share theirs, so they have none); return the objective's value(s)."""
         prepared, objective = self.prepared, self.prepared.objective
         with timing.section("evaluation"):
             model.load_state_dict(history.best_state)
@@ -159,25 +161,36 @@ class TrackedTraining:
         with timing.section("checkpoint"):
             checkpoint.save(self.output_dir / WEIGHTS_FILE, history.best_state, prepared.facts,
                             prepared.data.class_names)
+        best = history.best
+        measured = {**{k: v for k, v in vars(best).items() if k != "epoch_time_s"}, **(costs or {})}
+        value, violations = objective.values(measured), objective.violations(measured)
         if self.trial:
             with timing.section("optuna"):
-                self.trial.record(test_accuracy=test_accuracy)
-        best = history.best
-        value = objective.of(best)
-        log.info("best %s %.4f (epoch %d), test acc %.4f, %.1f s on %s", objective.metric, value, best.epoch,
-                 test_accuracy, time.perf_counter() - prepared.started, prepared.settings.device)
+                self.trial.record(test_accuracy=test_accuracy, **(costs or {}))
+                self.trial.constrain(violations)
+        unmet = [name for name, v in violations.items() if v > 0]
+        shown = " ".join(f"{m} {measured[m]:.4g}" for m in objective.metrics)
+        log.info("best %s (epoch %d), test acc %.4f, %.1f s on %s%s", shown, best.epoch, test_accuracy,
+                 time.perf_counter() - prepared.started, prepared.settings.device,
+                 f"; constraints not met: {', '.join(unmet)}" if unmet else "")
         if self.run:
             with timing.section("tracking"):
-                self._log_results(history, value, test_loss, test_accuracy)
+                self._log_results(history, measured, costs, violations, test_loss, test_accuracy)
         return value
 
-    def _log_results(self, history, value: float, test_loss: float, test_accuracy: float) -> None:
+    def _log_results(self, history, measured: dict, costs: dict | None, violations: dict, test_loss: float,
+                     test_accuracy: float) -> None:
+        objective = self.prepared.objective
+        summary = {summary_key(m): measured[m] for m in objective.metrics if m not in (costs or {})}
+        summary.update({summary_key(k): v for k, v in (costs or {}).items()})
+        if costs is None:  # a population's member: the time of its stack's epochs, shared with the others
+            summary["train_time_s"] = sum(m.epoch_time_s for m in history.epochs)
         self.run.artifact(self.output_dir / WEIGHTS_FILE)
         self.run.artifact(self.output_dir / ".hydra", "hydra")
         self.run.metrics({
-            f"best_{self.prepared.objective.metric}": value, "best_epoch": history.best.epoch,
-            "test_accuracy": test_accuracy, "test_loss": test_loss,
-            "train_time_s": sum(m.epoch_time_s for m in history.epochs), "epochs_trained": len(history.epochs),
+            **summary, "best_epoch": history.best.epoch, "test_accuracy": test_accuracy, "test_loss": test_loss,
+            "epochs_trained": len(history.epochs),
+            **({"feasible": float(not any(v > 0 for v in violations.values()))} if violations else {}),
         }, tags={STATE_TAG: "COMPLETE"})
         self.run.end("FINISHED")
 
@@ -196,11 +209,12 @@ class TrackedTraining:
 
 
 def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None,
-            parent_run_id: str | None = None) -> float:
-    """Train one configuration; return the objective: its best epoch's value of ``objective.metric``.
+            parent_run_id: str | None = None) -> float | list[float]:
+    """Train one configuration; return the objective: its best epoch's value of ``objective.metric``, or with several
+    objectives the list of their values (per-epoch metrics at the epoch best by the first, costs of the training).
 
     ``trial``, in a sweep, is the link to this job's Optuna trial: ``report(epoch, value)`` (raises ``trial.Pruned``
-    to stop), ``remember(output_dir, run_id)``, ``record(**values)``, ``number``, ``study_name``, ``sampler_name``,
+    to stop), ``remember(output_dir, run_id)``, ``record(**values)``, ``constrain(violations)``, ``number``, ``study_name``, ``sampler_name``,
     ``parent_run_id``. ``parent_run_id`` nests the run under a grid sweep's parent run."""
     prepared = prepare(cfg, trial is not None)
     settings = prepared.settings
@@ -210,13 +224,15 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
     tracked = TrackedTraining(cfg, settings, prepared, labels or RunLabels.from_config(cfg), trial, output_dir,
                               parent_run_id)
     try:
-        with trial or nullcontext():
+        with trial or nullcontext(), CostMeter(settings.device) as meter:
             history = fit(
                 model, optimizer, prepared.splits, epochs=settings.epochs, batch_size=settings.batch_size,
                 seed=settings.seed, progress=settings.progress, on_epoch=tracked.epoch, cuda_graph=settings.cuda_graph,
                 loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
             )
-        return tracked.finish(model, history)
+        costs = meter.costs([m.epoch_time_s for m in history.epochs], len(prepared.splits.train[1]),
+                            settings.batch_size)
+        return tracked.finish(model, history, costs)
     except (trial.Pruned if trial else ()) as pruned:
         tracked.pruned(pruned)
         raise

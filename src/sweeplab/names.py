@@ -13,7 +13,8 @@ OBJECTIVE_TAG = "sweeplab.objective"  # on a grid's parent run
 
 # Optuna study user attributes
 PRUNER_ATTR = "sweeplab.pruner"
-OBJECTIVE_ATTR = "sweeplab.objective"
+OBJECTIVE_ATTR = "sweeplab.objective"  # the first objective's metric (the one a one-objective study optimises)
+OBJECTIVES_ATTR = "sweeplab.objectives"  # every objective: [{"metric", "direction"}, ...]
 SAMPLER_ATTR = "sweeplab.sampler"
 PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
 CONFIRM_PLAN_ATTR = "sweeplab.confirm_plan"  # on the confirmation study: its jobs, by trial number
@@ -34,6 +35,7 @@ RUN_SETTINGS_ATTR = "sweeplab.run_settings"  # pruner, sampler, n_jobs, populati
 INTERRUPTED = "interrupted"  # a trial's fail_reason when Ctrl-C or SIGTERM stopped it: a rerun runs it again
 WORKER_DIED = "its worker process died"
 TEST_ACCURACY_ATTR = "test_accuracy"
+FEASIBLE_ATTR = "sweeplab.feasible"  # with objective.constraints: whether the trial met them all
 
 # Files
 WEIGHTS_FILE = "best.pt"

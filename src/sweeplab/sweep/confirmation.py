@@ -16,7 +16,8 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
-from sweeplab.names import CONFIRM_PLAN_ATTR, CONFIRMS_ATTR, ROLE_ATTR, SEED_ATTR, TEST_ACCURACY_ATTR
+from sweeplab.names import CONFIRM_PLAN_ATTR, CONFIRMS_ATTR, FEASIBLE_ATTR, ROLE_ATTR, SEED_ATTR, TEST_ACCURACY_ATTR
+from sweeplab.sweep import pareto
 from sweeplab.sweep.study import confirm_study_of, role, search_trials, started, to_run_again
 
 LIVE = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE)
@@ -80,17 +81,20 @@ def jobs(study: optuna.Study, confirm: optuna.Study, n_search: int, top_k: int, 
 
 
 def top_configurations(study: optuna.Study, top_k: int) -> list:
-    """The best trial of each of the top_k distinct configurations of the search, then the baseline if it is not
-    among them."""
+    """The best trial of each of the top_k distinct feasible configurations of the search (with several objectives:
+    up to top_k points spanning its Pareto front), then the baseline if it is not among them."""
     complete = search_trials(study, (TrialState.COMPLETE,))
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    complete.sort(key=lambda t: (-t.value if maximize else t.value, t.number))
-    chosen, seen = [], set()
-    for trial in complete:
-        key = _key(trial.params)
-        if key not in seen and len(chosen) < top_k:
-            chosen.append(trial)
-            seen.add(key)
+    if len(study.directions) > 1:
+        chosen = pareto.spread(pareto.front(complete, study.directions), top_k)
+    else:
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        ranked = sorted((t for t in complete if pareto.feasible(t)),
+                        key=lambda t: (-t.value if maximize else t.value, t.number))
+        chosen = []
+        for trial in ranked:
+            if _key(trial.params) not in {_key(t.params) for t in chosen} and len(chosen) < top_k:
+                chosen.append(trial)
+    seen = {_key(t.params) for t in chosen}
     baseline = next((t for t in complete if role(t) == "baseline"), None)
     if baseline and _key(baseline.params) not in seen:
         chosen.append(baseline)
@@ -207,12 +211,17 @@ def answer(study: optuna.Study, study_seed: int, confirm: optuna.Study | None = 
     None before any confirmation ran. ``study`` is the search study; its confirmation trials are in ``confirm``
     (by default its sibling `<study>.confirm`). Counting the search trial's value as one seed is never worse in the
     measured simulation (docs/benchmarks.md): the fresh seeds outweigh the luck that picked it."""
+    if len(study.directions) > 1:
+        return None  # several objectives: a confirmed front instead (sweeplab.sweep.pareto.confirmed_front)
     confirm = confirm if confirm is not None else confirm_study_of(study)
     repeats = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if role(t) == "confirm"]
     if confirm is not None:
         repeats += confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     by_source: dict[int, dict] = {}
+    infeasible = set()  # configurations that broke a constraint on some seed: shown, never the answer
     for trial in repeats:
+        if trial.user_attrs.get(FEASIBLE_ATTR) is False:
+            infeasible.add(trial.user_attrs[CONFIRMS_ATTR])
         entry = by_source.setdefault(trial.user_attrs[CONFIRMS_ATTR], {"values": {}, "test": {}})
         seed = trial.user_attrs[SEED_ATTR]
         entry["values"][seed] = trial.value
@@ -229,7 +238,10 @@ def answer(study: optuna.Study, study_seed: int, confirm: optuna.Study | None = 
                 entry["test"][study_seed] = source.user_attrs[TEST_ACCURACY_ATTR]
     table = [Estimate(n, dict(trials[n].params), e["values"], e["test"]) for n, e in sorted(by_source.items())]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = max(table, key=lambda e: e.mean) if maximize else min(table, key=lambda e: e.mean)
+    candidates = [e for e in table if e.trial not in infeasible and pareto.feasible(trials[e.trial])]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda e: e.mean) if maximize else min(candidates, key=lambda e: e.mean)
     baseline = next((e for e in table if role(trials[e.trial]) == "baseline"), None)
     return Answer(best, baseline, table)
 

@@ -15,9 +15,11 @@ from sweeplab.errors import ConfigError, first_line
 from sweeplab.names import JOURNAL_FILE
 from sweeplab.overrides import check_resolvable
 from sweeplab.paths import resolve
+from sweeplab.objective import Objective
 from sweeplab.populations.size import auto_population
 from sweeplab.settings import JobSettings
 from sweeplab.sweep import question
+from sweeplab.sweep.objective_check import check_sweep_objective
 from sweeplab.sweep.storage import is_journal, open_storage
 
 
@@ -45,7 +47,8 @@ class Confirmation:
 @dataclass(frozen=True)
 class SweepPlan:
     name: str
-    objective: str
+    objective: str  # the first objective's metric
+    objectives: Objective  # every objective, its direction, and the constraints
     distributions: dict
     fixed: dict
     fixed_overrides: list
@@ -84,6 +87,7 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
     check_resolvable(config)
     distributions, fixed, fixed_overrides = search_space(sweeper, arguments)
     check_job_config(config, distributions)
+    objectives = check_sweep_objective(config, sweeper.direction, sweeper.pruner_spec, population)
     fetch_data(config, distributions)
     if population == "auto":
         population = auto_population(config, largest_batch_size(config, distributions), sweeper.n_jobs,
@@ -99,7 +103,7 @@ def make_plan(sweeper, arguments: list[str]) -> SweepPlan:
         tracking.check_can_write(client, config.mlflow.experiment)
     return SweepPlan(
         name=sweeper.study_name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-        objective=str(config.objective.metric), distributions=distributions, fixed=fixed,
+        objective=objectives.metric, objectives=objectives, distributions=distributions, fixed=fixed,
         fixed_overrides=fixed_overrides, sampler=sampler,
         n_trials=n_trials, confirm=Confirmation.from_config(sweeper.confirm),
         population=population, member_keys=member_keys(distributions),

@@ -87,7 +87,8 @@ class SweeplabOptunaSweeperConf(OptunaSweeperConf):
     # multivariate TPE with the constant liar, whose asks stay cheap at thousands of trials ("A sampler that scales").
     # `hydra/sweeper/sampler=gp` or `=tpe` keep one sampler throughout.
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "gp_then_tpe"}, {"pruner": "none"}])
-    direction: Any = "${objective.direction}"  # the app's objective decides
+    # The app's objective decides: its direction, or its list of directions (several objectives).
+    direction: Any = "${sweeplab_directions:${oc.select:objective.directions,null},${objective.direction}}"
     # Same command, same study: re-running it resumes the study instead of starting another. The last part is a
     # short hash of the question (search space and the settings that change the objective, sweeplab.sweep.question):
     # a changed question is a new study.
@@ -185,7 +186,8 @@ def register() -> None:
                 replace=True)
     store.store(group="hydra/sweeper/sampler", name="tpe", node=SweeplabTPESamplerConf, provider="sweeplab",
                 replace=True)
-    store.store(group="hydra/sweeper/sampler", name="gp_then_tpe", node=GPThenTPESamplerConf, provider="sweeplab")
+    store.store(group="hydra/sweeper/sampler", name="gp_then_tpe", node=GPThenTPESamplerConf, provider="sweeplab",
+                replace=True)
     for name, node in PRUNERS.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="sweeplab", replace=True)
     Plugins.instance().register(SweeplabOptunaSweeper)  # Hydra instantiates only the plugin classes it knows

@@ -156,8 +156,11 @@ def started(study: optuna.Study) -> int:
 
 
 def best_search_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The search's best trial, the baseline included (confirmation repeats never)."""
-    complete = search_trials(study, (TrialState.COMPLETE,))
+    """The search's best feasible trial, the baseline included (confirmation repeats never); None with several
+    objectives, which have a front instead (sweeplab.sweep.pareto)."""
+    if len(study.directions) > 1:
+        return None
+    complete = [t for t in search_trials(study, (TrialState.COMPLETE,)) if all(v <= 0 for v in t.constraints.values())]
     if not complete:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -165,6 +168,8 @@ def best_search_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:  # no COMPLETE trial yet

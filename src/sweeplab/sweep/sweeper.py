@@ -17,13 +17,13 @@ from optuna.trial import TrialState
 from sweeplab import compat, slurm, tracking
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.names import (
-    CONFIRM_PLAN_ATTR, FAIL_REASON_ATTR, INTERRUPTED, KIND_TAG, OBJECTIVE_ATTR, PRUNER_ATTR, QUESTION_ATTR,
-    SAMPLER_ATTR, TRIAL_ENV,
+    CONFIRM_PLAN_ATTR, FAIL_REASON_ATTR, INTERRUPTED, KIND_TAG, OBJECTIVE_ATTR, OBJECTIVES_ATTR, PRUNER_ATTR,
+    QUESTION_ATTR, SAMPLER_ATTR, TRIAL_ENV,
 )
 from sweeplab.paths import project_root
 from sweeplab.report import publish
 from sweeplab.settings import cpu_count
-from sweeplab.sweep import confirmation, console, parent_run, question, report, warm_start
+from sweeplab.sweep import confirmation, console, front_report, pareto, parent_run, question, report, warm_start
 from sweeplab.sweep.compose import compose_once
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_confirm_study, open_study, search_trials
@@ -69,7 +69,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
         warm = warm_start.source(plan) if plan.warm_start else None  # a missing source study: one line, before work
         console.quiet_launchers(plan.distributions)
         sampler = confirmation.PinningSampler(plan.sampler)
-        study, created = open_study(plan.name, plan.storage, sampler, self._get_directions())
+        study, created = open_study(plan.name, plan.storage, sampler, list(plan.objectives.directions))
         self._check_question(study, plan, created)
         self._describe(study, plan, created, warm)
         confirm_sampler = confirmation.PinningSampler(optuna.samplers.RandomSampler(self.config.seed))
@@ -85,8 +85,10 @@ class StudySweeper(compat.OptunaSweeperImpl):
         if hasattr(plan.storage, "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
             plan.storage.heartbeat_stale_trial_callback = on_failed
         began = time.monotonic()
+        chosen = f"up to {plan.confirm.top_k} points spanning the Pareto front" if plan.objectives.several else \
+            f"the top {plan.confirm.top_k}"
         log.info("Study %s in %s: %d search trials, then %s", study.study_name, plan.storage_hint, plan.n_trials,
-                 f"the top {plan.confirm.top_k} and the baseline on {plan.confirm.seeds} fresh seeds each (in "
+                 f"{chosen} and the baseline on {plan.confirm.seeds} fresh seeds each (in "
                  f"study {confirm_study.study_name})" if confirm_study else "no confirmation")
         if plan.population > 1:
             log.info("Populations of up to %d trials, each trained as one stacked model%s%s", plan.population,
@@ -108,7 +110,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
             failed = loop.fail_interrupted()
             raise Interrupted(self._stop_interrupted(study, plan, parent_id, failed)) from None
         too_many = failures > self.max_failure_rate * plan.n_trials
-        answered = best_search_trial(study) is not None
+        answered = bool(pareto.search_front(study)) if plan.objectives.several else \
+            best_search_trial(study) is not None
         self._finish(study, plan, parent_id, began, "FINISHED" if answered and not too_many else "FAILED")
         if too_many:
             raise SweepFailed(
@@ -116,6 +119,9 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 f"n_trials={plan.n_trials}; stopped. Reasons are in each trial's log under {plan.sweep_dir}"
             )
         if not answered:
+            if search_trials(study, (TrialState.COMPLETE,)):
+                raise SweepFailed(f"no trial of study {study.study_name} met objective.constraints "
+                                  f"({', '.join(c.name for c in plan.objectives.constraints)}); loosen them")
             reasons = {t.user_attrs.get(FAIL_REASON_ATTR) for t in search_trials(study, (TrialState.FAIL,))}
             raise SweepFailed(f"no trial of study {study.study_name} completed "
                               f"(failure reasons: {'; '.join(sorted(str(r) for r in reasons))})")
@@ -141,9 +147,11 @@ class StudySweeper(compat.OptunaSweeperImpl):
             study.set_user_attr(PRUNER_ATTR, self.pruner_spec)  # what its first trials used (each trial has its own)
             study.set_user_attr(SAMPLER_ATTR, type(plan.sampler).__name__)
             study.set_user_attr(OBJECTIVE_ATTR, plan.objective)
+            study.set_user_attr(OBJECTIVES_ATTR, [{"metric": m, "direction": d} for m, d in
+                                                  zip(plan.objectives.metrics, plan.objectives.directions)])
             with warnings.catch_warnings():  # "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([plan.objective])  # optuna-dashboard and the plots show it by name
+                study.set_metric_names(list(plan.objectives.metrics))  # optuna-dashboard and plots show them by name
             if plan.baseline is None:
                 log.warning("The configuration without a sweep lies outside the search space: no baseline trial")
             elif isinstance(plan.sampler, optuna.samplers.GridSampler):
@@ -203,9 +211,11 @@ class StudySweeper(compat.OptunaSweeperImpl):
         params.update({
             "sampler": type(plan.sampler).__name__, "sampler.seed": self.config.seed,
             "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
-            "objective": plan.objective, "n_trials": plan.n_trials, "confirm.top_k": plan.confirm.top_k,
-            "confirm.seeds": plan.confirm.seeds, "population": plan.population,
+            "objective": ",".join(plan.objectives.metrics), "n_trials": plan.n_trials,
+            "confirm.top_k": plan.confirm.top_k, "confirm.seeds": plan.confirm.seeds, "population": plan.population,
             "population_reserve": plan.reserve, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
+            **({"constraints": ",".join(c.name for c in plan.objectives.constraints)} if plan.objectives.constraints
+               else {}),
         })
         tags = {"optuna.study": study.study_name, KIND_TAG: "study", "dataset": self.config.dataset.name,
                 "mlflow.source.git.commit": tracking.git_commit()}
@@ -214,8 +224,13 @@ class StudySweeper(compat.OptunaSweeperImpl):
     def _stop_interrupted(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, failed: list) -> str:
         """After Ctrl-C or SIGTERM: the results so far, the parent run KILLED, and one line of what is complete."""
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
-        confirmed = confirmation.answer(study, self.config.seed)
-        report.write_results(study, plan.sweep_dir, confirmed, self._get_directions()[0])
+        if plan.objectives.several:
+            metrics = list(plan.objectives.metrics)
+            front_report.write_results(study, plan.sweep_dir, metrics,
+                                       pareto.confirmed_front(study, self.config.seed, metrics))
+        else:
+            confirmed = confirmation.answer(study, self.config.seed)
+            report.write_results(study, plan.sweep_dir, confirmed, self._get_directions()[0])
         if parent_id:
             parent_run.end_interrupted(plan.client, parent_id, study)
         search = search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
@@ -230,17 +245,19 @@ class StudySweeper(compat.OptunaSweeperImpl):
 
     def _finish(self, study: optuna.Study, plan: SweepPlan, parent_id: str | None, began: float, status: str) -> None:
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+        hint = None
+        if plan.client:
+            experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
+            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
+            hint += f"   (run 'study-{study.study_name}')"
+        if plan.objectives.several:
+            return front_report.finish(study, plan, parent_id, status, self.config.seed, began, hint)
         confirmed = confirmation.answer(study, self.config.seed)
         direction = self._get_directions()[0]
         results = report.write_results(study, plan.sweep_dir, confirmed, direction)
         page = publish.study(study, plan.sweep_dir, confirmed, direction, plan.client, parent_id)
         if parent_id:
             parent_run.finish(plan.client, parent_id, study, results, status, confirmed)
-        hint = None
-        if plan.client:
-            experiment = plan.client.get_run(parent_id).info.experiment_id if parent_id else "0"
-            hint = tracking.where_to_look(self.config.mlflow.tracking_uri, experiment, project_root() / "mlflow.db")
-            hint += f"   (run 'study-{study.study_name}')"
         print(report.summary(study, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction, page), flush=True)
 

@@ -7,8 +7,8 @@ import optuna
 
 from sweeplab.building import build
 from sweeplab.names import (
-    CONFIRM_SUFFIX, OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR, RUN_ID_ATTR,
-    RUN_SETTINGS_ATTR, SAMPLER_ATTR,
+    CONFIRM_SUFFIX, FEASIBLE_ATTR, OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PARENT_RUN_ATTR, PRUNER_ATTR, ROLE_ATTR,
+    RUN_ID_ATTR, RUN_SETTINGS_ATTR, SAMPLER_ATTR,
 )
 from sweeplab import compat
 from sweeplab.sweep.storage import open_storage
@@ -95,6 +95,14 @@ class TrialLink:
         """Results beside the objective (e.g. test accuracy), for the confirmation table."""
         for name, value in values.items():
             self.trial.set_user_attr(name, value)
+
+    def constrain(self, violations: dict[str, float]) -> None:
+        """Each constraint's value (<= 0: met) where Optuna keeps it (``Trial.set_constraint``): the samplers that
+        model constraints read it, and ``Study.best_trial(s)`` leave infeasible trials out; and whether all are met."""
+        for name, value in violations.items():
+            self.trial.set_constraint(name, value)
+        if violations:
+            self.trial.set_user_attr(FEASIBLE_ATTR, all(v <= 0 for v in violations.values()))
 
     def remember(self, output_dir, run_id: str | None) -> None:
         self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))

@@ -269,13 +269,16 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: dict) -> TrialState:
     """Record how the trial's job ended: COMPLETE with a finite number, PRUNED, or FAIL with the reason."""
     values, reason = None, outcome.get("failed")
     if "value" in outcome:
+        value = outcome["value"]  # a number, or a list of them (several objectives)
         try:
-            values = [float(outcome["value"])]
+            values = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
         except (TypeError, ValueError):
-            reason = f"the job returned {outcome['value']!r}, not a number"
+            reason = f"the job returned {value!r}, not a number"
         else:
-            if not math.isfinite(values[0]):
-                values, reason = None, f"the job returned {values[0]}"
+            if len(values) != len(study.directions):
+                values, reason = None, f"the job returned {len(values)} value(s) for {len(study.directions)} objectives"
+            elif not all(math.isfinite(v) for v in values):
+                values, reason = None, f"the job returned {value}"
     if values is not None:
         state = TrialState.COMPLETE
     elif "pruned" in outcome:
