@@ -50,11 +50,12 @@ class RunLabels:
         return cls(choices)
 
     def name(self, batch_size: int, lr, trial=None, seed: int | None = None) -> str:
-        """A study's trial: ``t<number>`` and its searched values (``trial.params``), with the seed of a
-        confirmation run; a grid's job: ``j<number>`` and its swept values; a single job: its options, batch size
+        """A study's trial: ``t<number>`` and its searched values (``trial.params``); a confirmation run:
+        ``c<number>`` (its number in the confirmation study), the values and its seed; a grid's job: ``j<number>`` and its swept values; a single job: its options, batch size
         and learning rate."""
-        if trial is not None:
-            return " ".join([f"t{trial.number}", *values_text(trial.params)] + ([f"seed{seed}"] if seed else []))
+        if trial is not None:  # a confirmation run (trial of the `<study>.confirm` study) is c<number>
+            prefix = "c" if getattr(trial, "role", None) == "confirm" else "t"
+            return " ".join([f"{prefix}{trial.number}", *values_text(trial.params)] + ([f"seed{seed}"] if seed else []))
         if self.job is not None:
             return " ".join([f"j{self.job}", *values_text(self.varying)])
         parts = [self.choices.get(g) for g in GROUPS[:3]]

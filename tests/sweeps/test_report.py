@@ -88,7 +88,9 @@ def test_run_names_begin_with_what_differs(reported):
 def test_the_console_has_one_short_line_per_job(reported):
     out = reported.stdout + reported.stderr
     launches = [line for line in out.splitlines() if re.search(r"\] Trial \d+: ", line)]
+    confirming = [line for line in out.splitlines() if re.search(r"\] Confirmation \d+: .* seed\d+$", line)]
     assert len(launches) == len(reported.study().trials)
+    assert len(confirming) == len(reported.confirm_study().trials) > 0
     assert any(line.endswith("] Trial 0: bs128 lr1e-3") for line in launches)
     assert all(len(line) < 120 for line in launches)
     assert "SWEEPLAB_TRIAL" not in out and "Launching 1 jobs" not in out

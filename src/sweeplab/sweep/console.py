@@ -62,7 +62,9 @@ def launch_line(number: int, overrides: str, searched: set) -> str:
         return f"Trials {', '.join(map(str, numbers))} (one stacked job): {text}"
     if not link:  # a grid's job
         return f"Job {number}: {text}"
-    return f"Trial {number}: {text}" + (f" seed{seed} (confirmation)" if seed else "")
+    if seed:  # a trial of the confirmation study, numbered there
+        return f"Confirmation {number}: {text} seed{seed}"
+    return f"Trial {number}: {text}"
 
 
 def quiet_launchers(searched) -> None:
