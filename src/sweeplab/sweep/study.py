@@ -13,7 +13,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.names import (
-    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, ROLE_ATTR, RUN_SETTINGS_ATTR, WORKER_ATTR, WORKER_DIED,
+    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, ROLE_ATTR, RUN_SETTINGS_ATTR, SCHEDULER_ENDED,
+    WORKER_ATTR, WORKER_DIED,
 )
 from sweeplab import compat
 
@@ -82,10 +83,11 @@ def interrupted(trial: FrozenTrial) -> bool:
 
 
 def to_run_again(trial: FrozenTrial) -> bool:
-    """A baseline or confirmation trial that did not end by itself (interrupted, its worker died or went stale):
-    a rerun trains its configuration again until it completes."""
-    return trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON_ATTR) in (None, INTERRUPTED,
-                                                                                           WORKER_DIED)
+    """A baseline or confirmation trial that did not end by itself (interrupted, its worker died or went stale, the
+    scheduler ended its job): a rerun trains its configuration again until it completes."""
+    reason = trial.user_attrs.get(FAIL_REASON_ATTR)
+    return trial.state == TrialState.FAIL and (reason in (None, INTERRUPTED, WORKER_DIED)
+                                               or str(reason).startswith(SCHEDULER_ENDED))
 
 
 def claim(trial: optuna.Trial, run_settings: dict | None = None) -> None:
