@@ -158,6 +158,10 @@ class Study:
     def study(self) -> optuna.Study:
         return optuna.load_study(study_name=self.name, storage=self.storage())
 
+    def confirm_study(self) -> optuna.Study:
+        """The search study's sibling that holds its confirmation trials."""
+        return optuna.load_study(study_name=f"{self.name}.confirm", storage=self.storage())
+
     def exists(self) -> bool:
         return self.name in optuna.get_all_study_names(self.storage())
 

@@ -20,7 +20,8 @@ def test_trials_and_populations_run_as_slurm_jobs(study, slurm):
     """Two slots, each running a population of two trials as one SLURM job (the confirmation runs through SLURM in
     the test below)."""
     code, log = study.run("w0", *ON_ONE_CPU, "hydra.sweeper.n_trials=4", "hydra.sweeper.population=2",
-                          "hydra.sweeper.n_jobs=2", env={**slurm.env, **POLL})
+                          "hydra.sweeper.n_jobs=2", "~hydra.sweeper.params.batch_size",  # one batch size: full stacks
+                          env={**slurm.env, **POLL})
     assert code == 0, log[-3000:]
     trials = study.study().get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4, [(t.number, t.state) for t in trials]
@@ -83,10 +84,12 @@ def test_jobs_the_scheduler_ends_fail_their_trials_and_a_rerun_finishes_the_stud
     assert rerun.wait(300) == 0, rerun.log()[-3000:]
 
     trials = study.study().get_trials(deepcopy=False)
-    confirmation = trials[4:]
-    assert confirmation and all(t.state == TrialState.COMPLETE for t in confirmation), [t.state for t in trials]
+    assert len(trials) == 4, [(t.number, t.state) for t in trials]  # the failed search trials stay failed
+    confirmation = study.confirm_study().get_trials(deepcopy=False)
+    assert confirmation and all(t.state == TrialState.COMPLETE for t in confirmation), [t.state for t in confirmation]
     assert 0 in {t.user_attrs[CONFIRMS_ATTR] for t in confirmation}  # the baseline, repeated on a fresh seed
-    runs = {int(r.data.tags["optuna.trial"]): r for r in study.runs() if PARENT_TAG in r.data.tags}
+    runs = {int(r.data.tags["optuna.trial"]): r for r in study.runs()
+            if PARENT_TAG in r.data.tags and r.data.tags["optuna.study"] == study.name}
     assert sorted(runs) == [t.number for t in trials]
     assert [runs[n].info.status for n in (1, 2)] == ["FAILED", "FAILED"]
     assert [runs[n].data.tags[STATE_TAG] for n in (1, 2)] == ["FAIL", "FAIL"]
