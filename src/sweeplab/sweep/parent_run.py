@@ -171,7 +171,8 @@ def _model_metrics(study, best, confirmed) -> dict:
         metrics = {f"{objective}_mean": e.mean, f"{objective}_se": e.se, "test_accuracy_mean": e.test_mean,
                    "test_accuracy_se": e.test_se, "seeds": len(e.values)}
     else:
-        metrics = {f"best_{objective}": best.value, "test_accuracy": best.user_attrs.get(TEST_ACCURACY_ATTR)}
+        # Not best_<objective>: mlflow.log_metrics logs to the parent run too, whose best_<objective> is the study's.
+        metrics = {objective: best.value, "test_accuracy": best.user_attrs.get(TEST_ACCURACY_ATTR)}
     return {k: float(v) for k, v in metrics.items() if v is not None and v == v}
 
 
