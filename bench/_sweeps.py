@@ -10,6 +10,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from sweeplab.names import JOURNAL_FILE, RUN_ID_ATTR
+from sweeplab.sweep.study import confirm_study_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,11 +31,13 @@ def run_sweep(name: str, workdir: Path, overrides: list[str], confirm: bool = Fa
         raise SystemExit(f"sweep {name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     storage = JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL_FILE)))
     study = optuna.load_study(study_name=name, storage=storage)
-    trials = study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False)  # the search; its confirmation trials live in `<name>.confirm`
+    confirming = confirm_study_of(study)
+    confirm_trials = confirming.get_trials(deepcopy=False) if confirming is not None else []
     return {
         "name": name,
         "wall_s": wall,
-        "epochs": sum(len(t.intermediate_values) for t in trials),
+        "epochs": sum(len(t.intermediate_values) for t in trials + confirm_trials),
         "best": study.best_value,
         "best_params": study.best_params,
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
@@ -42,6 +45,7 @@ def run_sweep(name: str, workdir: Path, overrides: list[str], confirm: bool = Fa
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "best_run_id": study.best_trial.user_attrs.get(RUN_ID_ATTR),
         "trials": trials,
+        "confirm_trials": confirm_trials,
     }
 
 

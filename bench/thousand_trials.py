@@ -37,7 +37,7 @@ def study(name: str, workdir: Path, size: dict, trials: int, population, slots: 
 
 
 def row(label: str, result: dict) -> str:
-    confirmed, trials = result["confirmed"], len(result["trials"])
+    confirmed, trials = result["confirmed"], len(result["trials"]) + len(result["confirm_trials"])
     best = confirmed["best"]
     gain = confirmed.get("gain")
     return (f"| {label} | {trials} | {result['wall_s']:.1f} | {60 * trials / result['wall_s']:.0f} | "
