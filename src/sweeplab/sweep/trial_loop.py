@@ -1,10 +1,10 @@
 """The trial loop: ask the study for a trial, launch its job, tell the study how it ended — in `slots` parallel
 slots, each asking for its next trial as soon as its last one ends (the official sweeper waits for whole batches).
 
-With ``population`` > 1, search trials are asked freely and pooled by the values a stack must share (batch size,
-model) until a group holds that many (and ``reserve`` more, which step into the stack where members leave; see
-sweeplab.populations.pool); confirmation trials that share those values are planned next to each other. Each
-group runs as one population job (sweeplab.populations.job) and its trials are told one by one."""
+With ``population`` > 1, search trials are asked freely and wait in a pool grouped by the values a stack must share
+(batch size, model: sweeplab.populations.pool); a full group runs as one population job (sweeplab.populations.job),
+and each member is told on its own. Confirmation trials that share those values are planned next to each other and
+grown into populations the same way."""
 import logging
 import math
 import threading
@@ -46,7 +46,7 @@ class TrialLoop:
         self.configure_population = configure_population
         self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
         self.failures, self.stop = 0, False
-        self.pending = []  # trials asked for a population they could not join: each runs next, on its own
+        self.pending = []  # confirmation trials asked for a population they could not join: each leads the next
         full = plan.population + plan.reserve
         self.pool = PopulationPool(full, POOL_POPULATIONS * full) if self._pooled else None
 
@@ -131,11 +131,8 @@ class TrialLoop:
         with self.lock:
             if self.stop:
                 return None
-            if self.pending:  # it leads a population of its own
-                first = self.pending.pop(0)
-                if first[0].user_attrs.get(ROLE_ATTR) != "confirm":
-                    return self._grow(first, self._search_trial)
-                return self._grow(first, self._confirmation_asker(self._confirmation_jobs()))
+            if self.pending:  # a confirmation trial that leads a population of its own
+                return self._grow(self.pending.pop(0), self._confirmation_asker(self._confirmation_jobs()))
             reap_dead_trials(self.study, self.on_failed)
             if self.confirm_study is not None:
                 reap_dead_trials(self.confirm_study, self.on_failed)
@@ -147,7 +144,7 @@ class TrialLoop:
                     return WAIT  # another worker took the last search trial
             elif started(self.study) < self.plan.n_trials:
                 first = self._search_trial()
-                return WAIT if first is None else self._grow(first, self._search_trial)
+                return WAIT if first is None else [first]  # one at a time: populations take the pool above
             if not self.plan.confirm.enabled:
                 return None
             jobs = self._confirmation_jobs()
@@ -196,14 +193,12 @@ class TrialLoop:
                 return full
         return self.pool.take_largest()
 
-    def _search_trial(self, shared: dict | None = None):
+    def _search_trial(self):
         if started(self.study) >= self.plan.n_trials:
             return None
         trial = within_total(self.study, ask(self.study), self.plan.n_trials)
         if trial is None:
             return None  # another worker took the last search trial: its end decides what comes next
-        if shared:
-            self.sampler.fixed[trial.number] = shared  # before the trial suggests its values (in configure)
         claim(trial, self.plan.run_settings)
         if ROLE_ATTR not in trial.user_attrs:  # the baseline and warm-start trials came with theirs
             trial.set_user_attr(ROLE_ATTR, "search")
