@@ -95,11 +95,12 @@ class GridParentRun(Callback):
 
         from sweeplab.report import publish
         from sweeplab.report.grid_view import grid_report
+        from sweeplab.report.model import markdown
 
         try:
             report = grid_report(parent, children, self.swept, self.defaults, metric, direction, self.client)
             path = publish.write(report, folder)
-            publish.to_run(self.client, self.run_id, report, path)
+            publish.to_run(self.client, self.run_id, markdown(report), path)
             return path
         except Exception as error:  # the table and metrics above hold the grid's answer regardless
             logging.getLogger(__name__).warning("could not write the grid's report: %s", error)

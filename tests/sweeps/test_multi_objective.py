@@ -1,12 +1,16 @@
 """Issue 21: several objectives (accuracy against time and memory), the search's Pareto front confirmed on fresh
 seeds, constraints, and the inputs that cannot work together."""
+import re
 from collections import Counter
 
 import pytest
 import yaml
 from optuna.trial import TrialState
 
+from optuna_dashboard._note import get_note_from_system_attrs
+
 from sweeplab.names import CONFIRMS_ATTR, FEASIBLE_ATTR, RESULTS_FILE, ROLE_ATTR
+from sweeplab.report.publish import NOTE_TAG, REPORT_FILE
 from sweeplab.sweep.pareto import dominates
 from tests.helpers import one_error_line
 
@@ -113,6 +117,31 @@ def test_the_parent_run_shows_the_front_and_children_their_costs(two):
 
 
 @pytest.mark.slow
+def test_report_html_and_the_notes_give_the_confirmed_front(two):
+    (parent,) = two.parents()
+    page = (two.dir / REPORT_FILE).read_text()
+    assert REPORT_FILE in {a.path for a in two.client().list_artifacts(parent.info.run_id)}
+    assert 'id="verdict"' in page and "<script" not in page and not re.search(r"""(src|href)=["']https?:""", page)
+    front_figure = page[page.index("<h2>The front"):].split("</figure>")[0]
+    assert "<svg" in front_figure and "Pareto front" in front_figure and "batch_size=" in front_figure
+    assert "Validation curves" in page and "Parameter importances for train_time_s" in page
+    confirmed = results(two)["confirmed"]
+    for point in confirmed:  # one row per confirmed configuration, marked on the front or not, with its means
+        kind, cells = re.search(rf'<tr class="(front|other)" id="t{point["trial"]}">(.*?)</tr>', page).groups()
+        assert (kind == "front") == point["on_front"]
+        assert f'{point["mean"]["val_accuracy"]:.4f} ± ' in cells and f'{point["mean"]["train_time_s"]:.4f} ± ' in cells
+    note = parent.data.tags[NOTE_TAG]
+    named = re.match(r"\*\*Confirmed front: trials? ([\d, ]+)\*\* of (\d+) configurations", note)
+    assert {int(n) for n in named.group(1).split(", ")} == {p["trial"] for p in confirmed if p["on_front"]}
+    assert int(named.group(2)) == len(confirmed) and " buys val_accuracy " in note and "The baseline, trial 0 (" in note
+    assert f"| **front" in note and "| seeds | val_accuracy ± SE | train_time_s ± SE | peak_memory_mb |" in note
+    study = two.study()
+    dashboard = get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id), None)["body"]
+    assert dashboard.split("\n")[0] == note.split("\n")[0]
+    assert f"Report:   {two.dir / REPORT_FILE}" in two.stdout
+
+
+@pytest.mark.slow
 def test_three_objectives_with_a_constraint_resume_to_the_new_total(three):
     study = three.study()
     assert len(three.first) == 3 and len(study.trials) == 5
@@ -125,6 +154,9 @@ def test_three_objectives_with_a_constraint_resume_to_the_new_total(three):
         assert trial.user_attrs[FEASIBLE_ATTR] is not large
         assert (trial.constraints["steps_per_epoch>=6"] > 0) is large
     assert all(s["params"]["batch_size"] <= 128 for s in solutions)  # no answer breaks the constraint
+    page = (three.dir / REPORT_FILE).read_text()
+    front = re.findall(r'<tr class="front" id="t(\d+)">', page)
+    assert front and all(study.trials[int(n)].params["batch_size"] <= 128 for n in front)
 
 
 @pytest.mark.slow

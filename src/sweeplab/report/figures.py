@@ -103,7 +103,7 @@ def curves(curves: dict[str, list[list[float]]], objective: str) -> Figure | Non
     return figure
 
 
-def importances(values: dict[str, float] | None) -> Figure | None:
+def importances(values: dict[str, float] | None, title: str = "parameter importances (search trials)") -> Figure | None:
     if not values:
         return None
     names = sorted(values, key=values.get)
@@ -111,7 +111,7 @@ def importances(values: dict[str, float] | None) -> Figure | None:
     axes = figure.subplots()
     axes.barh(names, [values[n] for n in names], color="steelblue")
     axes.set_xlabel("importance (fANOVA, share of the objective's variance)")
-    axes.set_title("parameter importances (search trials)", fontsize=10)
+    axes.set_title(title, fontsize=10)
     return figure
 
 

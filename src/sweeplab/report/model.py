@@ -67,7 +67,7 @@ def markdown(report: Report, report_link: str | None = "report.html") -> str:
     for row in report.rows:
         role = f"**{row.role}**" if row.role == "best" else row.role
         run = f"[{row.label}]({row.link})" if row.link else row.label
-        cells = [role, run, *(_cell(row.params.get(k)) for k in names), str(row.seeds),
+        cells = [role, run, *(cell(row.params.get(k)) for k in names), str(row.seeds),
                  pm(row.mean, row.se), pm(row.test_mean, row.test_se)]
         lines.append("| " + " | ".join(cells) + " |")
     if report.facts:
@@ -81,7 +81,7 @@ def markdown(report: Report, report_link: str | None = "report.html") -> str:
 PARAM_ORDER = ("batch_size", "optimizer.lr")
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     return "–" if value is None else short_number(value) if isinstance(value, (int, float)) else str(value)
 
 

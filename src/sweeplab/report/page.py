@@ -4,8 +4,7 @@ import html
 import re
 
 from sweeplab.report import figures
-from sweeplab.report.model import PARAM_ORDER, Report, pm
-from sweeplab.labels import short_number
+from sweeplab.report.model import PARAM_ORDER, Report, cell, pm
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 60em; color: #222; padding: 0 1em; }
@@ -14,7 +13,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.6em; border-bottom
 table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; }
 th { text-align: left; background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-tr.best { font-weight: 600; background: #fff8e6; } .facts, .note { color: #555; font-size: .92em; }
+tr.best, tr.front { font-weight: 600; background: #fff8e6; } .facts, .note { color: #555; font-size: .92em; }
 figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
 """
 
@@ -23,7 +22,7 @@ def render(report: Report) -> str:
     maximize = report.direction == "maximize"
     sections = [
         f"<h1>{html.escape(report.title)}</h1>",
-        f'<p class="verdict" id="verdict">{_inline(report.verdict)}</p>',
+        f'<p class="verdict" id="verdict">{inline(report.verdict)}</p>',
         _table(report),
     ]
     if report.facts:
@@ -38,15 +37,20 @@ def render(report: Report) -> str:
          "Expected best value of a search with n of these trials (Dodge et al., EMNLP 2019): still rising at the "
          "right edge means more trials would likely find better; flat means they would not."),
     ]
-    for title, figure, caption in plots:
-        if figure is None:
-            continue
-        sections.append(f"<h2>{title}</h2><figure>{figures.svg(figure)}"
-                        + (f'<figcaption class="note">{html.escape(caption)}</figcaption>' if caption else "")
-                        + "</figure>")
+    sections += [figure_section(title, figure, caption) for title, figure, caption in plots if figure is not None]
+    return document(report.title, sections)
+
+
+def document(title: str, sections: list[str]) -> str:
+    """The page around its sections: one style sheet, nothing to fetch."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>\n"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(sections) + "\n</body></html>\n")
+
+
+def figure_section(title: str, figure, caption: str = "") -> str:
+    return (f"<h2>{html.escape(title)}</h2><figure>{figures.svg(figure)}"
+            + (f'<figcaption class="note">{html.escape(caption)}</figcaption>' if caption else "") + "</figure>")
 
 
 def _table(report: Report) -> str:
@@ -54,7 +58,7 @@ def _table(report: Report) -> str:
     head = ["", "run", *names, "seeds", html.escape(report.objective), "test accuracy"]
     rows = []
     for row in report.rows:
-        values = [_value(row.params.get(k)) for k in names]
+        values = [cell(row.params.get(k)) for k in names]
         cells = [f"<td>{row.role}</td><td>{html.escape(row.label)}</td>",
                  *(f'<td class="num">{html.escape(v)}</td>' for v in values),
                  f'<td class="num">{row.seeds}</td>', f'<td class="num">{pm(row.mean, row.se)}</td>',
@@ -64,11 +68,7 @@ def _table(report: Report) -> str:
             + "".join(rows) + "</table>")
 
 
-def _value(value) -> str:
-    return "–" if value is None else short_number(value) if isinstance(value, (int, float)) else str(value)
-
-
-def _inline(markdown: str) -> str:
+def inline(markdown: str) -> str:
     """The verdict's Markdown (bold and code spans only) as HTML."""
     text = html.escape(markdown)
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)

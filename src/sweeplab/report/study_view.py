@@ -32,13 +32,13 @@ def study_report(study: optuna.Study, answer, direction: str, objective: str,
                 for r in rows]
     roles = {int(r.label[1:]): r.role for r in rows}
     points = [Point(f"t{t.number}", dict(t.params), t.value, roles.get(t.number)) for t in complete]
-    runs = _runs_by_configuration(study, trials)
-    curves = {f"{r.label} {r.role}": [_curve(t, objective, client) for t in runs.get(int(r.label[1:]), [])]
+    runs = runs_by_configuration(study, trials)
+    curves = {f"{r.label} {r.role}": [curve(t, objective, client) for t in runs.get(int(r.label[1:]), [])]
               for r in rows}
     return Report(
         kind="study", title=f"Study {study.study_name}", objective=objective, direction=direction,
         verdict=verdict(rows, objective, answer, direction), rows=rows, points=points, gain=gain, gain_se=gain_se,
-        facts=_facts(search, study), curves=curves, importances=_importances(study, complete),
+        facts=facts(search, study), curves=curves, importances=_importances(study, complete),
         search_values=[t.value for t in complete],
     )
 
@@ -92,7 +92,7 @@ def verdict(rows: list[Row], objective: str, answer, direction: str) -> str:
             + ("." if better or not answer.beyond_noise else ", and worse than the baseline."))
 
 
-def _runs_by_configuration(study, trials) -> dict[int, list]:
+def runs_by_configuration(study, trials) -> dict[int, list]:
     """Each configuration's trials: its search trial, then the confirmation trials that repeat it (in this study
     or a sibling study `<name>.confirm` in the same storage)."""
     runs = {t.number: [t] for t in trials if CONFIRMS_ATTR not in t.user_attrs}
@@ -106,7 +106,7 @@ def _runs_by_configuration(study, trials) -> dict[int, list]:
     return runs
 
 
-def _curve(trial, objective: str, client) -> list[float]:
+def curve(trial, objective: str, client) -> list[float]:
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
     if client is not None and run_id:
         try:
@@ -131,7 +131,7 @@ def _importances(study, complete: list) -> dict[str, float] | None:
         return None
 
 
-def _facts(search: list, study) -> str:
+def facts(search: list, study) -> str:
     sibling = confirm_study_of(study)
     confirming = sibling.get_trials(deepcopy=False) if sibling is not None else []
     trials = search + confirming

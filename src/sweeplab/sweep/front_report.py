@@ -1,6 +1,6 @@
 """What a sweep of several objectives leaves behind: optimization_results.yaml in the official plugin's format
 (`solutions`: the search's Pareto front), the confirmed front beside it, a figure of the front, the parent run's
-share, and a short table on the console."""
+share, report.html (its note on the parent run and in optuna-dashboard), and a short table on the console."""
 import logging
 import time
 from pathlib import Path
@@ -9,6 +9,7 @@ import optuna
 from omegaconf import OmegaConf
 
 from sweeplab.names import RESULTS_FILE
+from sweeplab.report import publish
 from sweeplab.sweep import parent_run, pareto
 from sweeplab.sweep.study import confirm_study_of, counts, search_trials
 
@@ -24,12 +25,13 @@ def finish(study: optuna.Study, plan, parent_id: str | None, status: str, study_
     metrics = list(plan.objectives.metrics)
     table = pareto.confirmed_front(study, study_seed, metrics)
     results = write_results(study, plan.sweep_dir, metrics, table)
+    page = publish.front(study, plan.sweep_dir, metrics, table, plan.client, parent_id)
     if parent_id:
         figure = write_figure(study, metrics, table, plan.sweep_dir / "plots")
         plan.client.log_artifact(parent_id, str(figure), "plots")
         log_front(plan.client, parent_id, study, metrics, table)
         parent_run.finish(plan.client, parent_id, study, results, status)
-    print(summary(study, metrics, table, time.monotonic() - began, results, tracking_hint, plan.storage_hint),
+    print(summary(study, metrics, table, time.monotonic() - began, results, tracking_hint, plan.storage_hint, page),
           flush=True)
 
 
@@ -92,7 +94,7 @@ def write_figure(study: optuna.Study, metrics: list[str], table: list, folder: P
 
 
 def summary(study: optuna.Study, metrics: list[str], table: list, wall_s: float, results: Path,
-            tracking_hint: str | None, storage_hint: str) -> str:
+            tracking_hint: str | None, storage_hint: str, page: Path | None = None) -> str:
     n = counts(study, search_trials(study))
     confirm = confirm_study_of(study)
     repeats = len(confirm.get_trials(deepcopy=False)) if confirm is not None else 0
@@ -107,6 +109,8 @@ def summary(study: optuna.Study, metrics: list[str], table: list, wall_s: float,
         lines += [f"  trial {t.number}: " + "  ".join(f"{m} {v:.4g}" for m, v in zip(metrics, t.values)) +
                   f"  [{_params(t.params)}]" for t in front[:10]]
     lines.append(f"Results:  {results}")
+    if page:
+        lines.append(f"Report:   {page}")
     if tracking_hint:
         lines.append(f"MLflow:   {tracking_hint}")
     lines.append(f"Optuna:   optuna-dashboard {storage_hint}")
