@@ -76,3 +76,34 @@ def test_the_ui_launcher_says_in_one_line_when_there_is_no_database(tmp_path, ca
     assert line.startswith("error: no MLflow database at sqlite:///") and "--backend-store-uri" in line
     assert ui.runs_url("http://127.0.0.1:5000", "3") == \
         "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
+
+
+def test_optuna_dashboards_python_plots_order_batch_sizes_as_numbers():
+    """optuna-dashboard's setting "Use Plotly Python library" draws its plots on the server with optuna.visualization
+    (plotly, in the `dashboard` extra), which takes a choice of numbers as numbers: batch sizes in numeric order."""
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna
+    from optuna_dashboard import wsgi
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, direction="maximize")
+    space = {"batch_size": optuna.distributions.CategoricalDistribution([16, 32, 64, 128, 256, 512]),
+             "optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    for i, size in enumerate([128, 16, 256, 32, 512, 64]):
+        study.add_trial(optuna.trial.create_trial(params={"batch_size": size, "optimizer.lr": 10 ** (-1 - i / 2)},
+                                                  distributions=space, value=i / 10))
+    app = wsgi(storage)
+
+    def get(path: str):
+        environ = {"PATH_INFO": path}
+        setup_testing_defaults(environ)
+        body = json.loads(b"".join(app(environ, lambda *_: None)))
+        return json.loads(body) if isinstance(body, str) else body
+
+    assert get("/api/meta")["plotlypy_is_available"]  # the dashboard offers the setting
+    figure = get(f"/api/studies/{study._study_id}/plot/contour")
+    (contour,) = [d for d in figure["data"] if d["type"] == "contour"]
+    assert contour["x"][1:-1] == [16, 32, 64, 128, 256, 512]  # numbers, in order (a margin on either side)
+    assert figure["layout"]["xaxis"].get("type") != "category"
