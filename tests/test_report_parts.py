@@ -107,3 +107,28 @@ def test_optuna_dashboards_python_plots_order_batch_sizes_as_numbers():
     (contour,) = [d for d in figure["data"] if d["type"] == "contour"]
     assert contour["x"][1:-1] == [16, 32, 64, 128, 256, 512]  # numbers, in order (a margin on either side)
     assert figure["layout"]["xaxis"].get("type") != "category"
+
+
+def test_a_fronts_verdict_says_what_each_point_buys_and_never_offers_an_infeasible_one():
+    from optuna.study import StudyDirection
+
+    from sweeplab.report.front_view import verdict
+    from sweeplab.sweep.pareto import FrontPoint
+
+    def point(trial, accuracy, seconds, baseline=False, infeasible=0, on_front=False, beats=None):
+        values = {seed: [accuracy + d, seconds + d] for seed, d in ((0, 0.0), (1, 0.01))}
+        costs = {0: {"peak_memory_mb": 5.0}, 1: {"peak_memory_mb": 7.0}}
+        return FrontPoint(trial, {"batch_size": 2 ** (trial + 4), "optimizer.lr": 1e-3}, baseline, values, costs,
+                          infeasible, on_front, beats or {})
+
+    points = [point(1, 0.95, 2.0, on_front=True, beats={0: ["val_accuracy"]}), point(2, 0.90, 1.0, on_front=True),
+              point(3, 0.99, 0.5, infeasible=1), point(0, 0.85, 2.5, baseline=True)]  # 3: best in both, infeasible
+    text = verdict(points, ["val_accuracy", "train_time_s"], [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE],
+                   confirmed=True)
+    assert text.startswith("**Confirmed front: trials 1, 2** of 4 configurations trained again on fresh seeds")
+    assert ("Trial 1 (bs32 lr1e-3) buys val_accuracy 0.9550 ± 0.0050 at train_time_s 2.0050 ± 0.0050, "
+            "peak_memory_mb 6.0000; trial 2 (bs64 lr1e-3) buys val_accuracy 0.9050") in text
+    assert "Beyond noise (two standard errors of the paired difference): trial 1 beats 0 in val_accuracy." in text
+    assert text.endswith("The baseline, trial 0 (bs16 lr1e-3), with val_accuracy 0.8550 ± 0.0050 at train_time_s "
+                         "2.5050 ± 0.0050, peak_memory_mb 6.0000, is dominated by trials 1, 2 (by the means).")
+    assert "trial 3" not in text

@@ -108,14 +108,9 @@ def render(view: FrontView) -> str:
 
     from sweeplab.sweep.pareto_figure import pareto_figure
 
-    head, rows = _table(view)
-    table = ('<table id="results"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-             + "".join(f'<tr class="{"front" if p.on_front else "other"}" id="t{p.trial}">'
-                       + "".join(f'<td class="num">{html.escape(c)}</td>' if 1 < i < len(cells) - 1 else
-                                 f"<td>{html.escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>"
-                       for p, cells in rows) + "</table>")
-    sections = [f"<h1>{html.escape(view.title)}</h1>", f'<p class="verdict" id="verdict">{page.inline(view.verdict)}</p>',
-                table, f'<p class="facts">{html.escape(view.facts)}</p>']
+    sections = [f"<h1>{html.escape(view.title)}</h1>",
+                f'<p class="verdict" id="verdict">{page.inline(view.verdict)}</p>', _html_table(*_table(view)),
+                f'<p class="facts">{html.escape(view.facts)}</p>']
     figure = pareto_figure(view.study, view.metrics, view.table)
     try:
         sections.append(page.figure_section("The front", figure, "Every search trial coloured by batch size "
@@ -132,6 +127,17 @@ def render(view: FrontView) -> str:
     return page.document(view.title, sections)
 
 
+def _html_table(head: list[str], rows: list) -> str:
+    """One row per configuration (class front or other, id t<trial>); parameters and values right-aligned."""
+    def row(point, cells):
+        tds = "".join(f'<td class="num">{html.escape(c)}</td>' if 1 < i < len(cells) - 1 else
+                      f"<td>{html.escape(c)}</td>" for i, c in enumerate(cells))
+        return f'<tr class="{"front" if point.on_front else "other"}" id="t{point.trial}">{tds}</tr>'
+
+    return ('<table id="results"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            + "".join(row(p, cells) for p, cells in rows) + "</table>")
+
+
 def _table(view: FrontView) -> tuple[list[str], list]:
     """The header and, per configuration, its cells: role, run, parameters, seeds, objectives, costs, wins."""
     names = sorted({k for p in view.points for k in p.params}, key=lambda k: (k not in PARAM_ORDER, k))
@@ -139,7 +145,8 @@ def _table(view: FrontView) -> tuple[list[str], list]:
     head = ["", "run", *names, "seeds", *(f"{m} ± SE" for m in view.metrics), *costs, "beats beyond noise"]
     rows = []
     for p in view.points:
-        rows.append((p, [("infeasible, " if p.infeasible_seeds else "") + _label(p).split(" ", 1)[1], f"t{p.trial}", *(cell(p.params.get(k)) for k in names), str(len(p.values)),
+        mark = _label(p).split(" ", 1)[1]
+        rows.append((p, [mark, f"t{p.trial}", *(cell(p.params.get(k)) for k in names), str(len(p.values)),
                          *(_pm(p.mean(i), p.se(i)) for i in range(len(view.metrics))),
                          *(_pm(p.cost_mean(c), None) for c in costs),
                          "; ".join(_wins(p, view.metrics, "t")) or "–"]))
@@ -201,7 +208,8 @@ def _means(point) -> list[float]:
 
 
 def _label(point) -> str:
-    return f"t{point.trial} " + ("front" if point.on_front else "dominated") + (", baseline" if point.baseline else "")
+    kind = "infeasible" if point.infeasible_seeds else "front" if point.on_front else "dominated"
+    return f"t{point.trial} {kind}" + (", baseline" if point.baseline else "")
 
 
 def _pm(mean, se) -> str:
