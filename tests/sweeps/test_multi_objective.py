@@ -2,6 +2,7 @@
 seeds, constraints, and the inputs that cannot work together."""
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from sweeplab.names import CONFIRMS_ATTR, FEASIBLE_ATTR, RESULTS_FILE, ROLE_ATTR
 from sweeplab.report.publish import NOTE_TAG, REPORT_FILE
 from sweeplab.sweep.pareto import dominates
 from tests.helpers import one_error_line
+from tests.sweeps.test_report import CHROMIUM
 
 
 N_SEARCH, TOP_K = 6, 2
@@ -140,6 +142,26 @@ def test_report_html_and_the_notes_give_the_confirmed_front(two):
     dashboard = get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id), None)["body"]
     assert dashboard.split("\n")[0] == note.split("\n")[0]
     assert f"Report:   {two.dir / REPORT_FILE}" in two.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make system-packages)")
+def test_in_a_browser_the_front_report_shows(two):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
+                                                                             "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto((two.dir / REPORT_FILE).as_uri())
+        expect(page.locator("#verdict")).to_contain_text("Confirmed front: trial")
+        figures = page.locator("svg")
+        assert figures.count() >= 3 and all(  # the front, the curves, importances
+            (figures.nth(i).bounding_box() or {}).get("height", 0) > 100 for i in range(figures.count()))
+        browser.close()
+    assert not errors, errors
 
 
 @pytest.mark.slow
