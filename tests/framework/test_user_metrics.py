@@ -65,3 +65,11 @@ def test_a_bad_user_metric_is_one_line_before_any_work(workspace, capfd, case):
     assert_one_line(code, err, *words)
     assert not workspace.out.exists()
     assert workspace.runs() == []
+
+
+def test_a_metric_failing_in_training_fails_the_job_in_one_line(workspace, capfd):
+    code, _, err = sweep_in_process(_Job(workspace), capfd, f"+metrics.late={{_target_: {USER}.FailsAfterTheProbe}}",
+                                    "epochs=1")
+    assert_one_line(code, err, "metrics.late: compute() raised ValueError: more than 64 outputs")
+    (run,) = workspace.runs()
+    assert run.info.status == "FAILED"  # not left RUNNING

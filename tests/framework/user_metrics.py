@@ -39,3 +39,12 @@ class NoReset:
 
     def compute(self):
         return 0.0
+
+
+class FailsAfterTheProbe(Accuracy):
+    """Fine on the few outputs tried before training, failing on a whole split."""
+
+    def compute(self):
+        if self.seen > 64:
+            raise ValueError("more than 64 outputs")
+        return super().compute()
