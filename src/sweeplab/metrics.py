@@ -56,7 +56,8 @@ class MetricSpecs:
                 raise ConfigError(f"{key}: the name must be a Python identifier other than {' or '.join(OWN)} "
                                   f"(sweeplab logs val_accuracy and val_loss itself); e.g. {EXAMPLE}")
             if not isinstance(spec, DictConfig) or not spec.get("_target_"):
-                raise ConfigError(f"{key} must be a spec with a _target_ (a metric class or a function), e.g. {EXAMPLE}")
+                raise ConfigError(f"{key} must be a spec with a _target_ (a metric class or a function), "
+                                  f"e.g. {EXAMPLE}")
             target = import_target(spec._target_, key)
             function = not inspect.isclass(target)
             check_arguments(target, spec, key, {})
@@ -142,7 +143,7 @@ def _number(name: str, value) -> float:
         return float(value)
     shown = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
     raise MetricError(f"metrics.{name}: compute() gave {shown}, not one number; make it return a float or a "
-                      f"one-element tensor (a torchmetrics class per class wants average='macro', not None)")
+                      f"one-element tensor (for a torchmetrics classification metric: average='macro', not None)")
 
 
 def probe(metrics: MetricSet, outputs: torch.Tensor, targets: torch.Tensor) -> None:

@@ -1,6 +1,6 @@
-"""Issue 21, item 1: "plus any metric a user's job logs" — the user's own metrics (torchmetrics, or a class or function
-of their own module) computed on validation every epoch and on test at the end, logged beside sweeplab's, and usable
-as objectives and constraints; bad ones are one line before any work."""
+"""Issue 21, item 1: "plus any metric a user's job logs" — the user's own metrics (torchmetrics, or a class or
+function of their own module) computed on validation every epoch and on test at the end, logged beside sweeplab's,
+and usable as objectives and constraints; bad ones are one line before any work."""
 import pytest
 
 from sweeplab.job import run_job
@@ -50,7 +50,8 @@ BAD = {
     "constraint not declared": (('objective.constraints=["val_f1>=0.5"]',), ("objective.constraints=val_f1",)),
     "target does not import": (("+metrics.f1={_target_: torchmetrics.NoSuchScore}",),
                                ("metrics.f1._target_=torchmetrics.NoSuchScore cannot be imported",)),
-    "constructor rejects its settings": ((F1.replace("average: macro", "average: most"),), ("metrics.macro_f1", "rejected its settings")),
+    "constructor rejects its settings": ((F1.replace("average: macro", "average: most"),),
+                                         ("metrics.macro_f1", "rejected its settings")),
     "not the protocol": ((f"+metrics.odd={{_target_: {USER}.NoReset}}",), ("metrics.odd", "without reset()")),
     "a built-in's name": ((f"+metrics.accuracy={{_target_: {USER}.Accuracy}}",), ("metrics.accuracy", "identifier")),
     "not one number": ((f"+metrics.share={{_target_: {USER}.PerClassShare}}", "objective.metric=val_share"),

@@ -33,7 +33,8 @@ def test_a_population_sweep_optimises_a_user_metric_per_member(new_sweep):
         # each member's own outputs: its hand-written accuracy follows its own val_accuracy
         assert history(client, run, "val_mine") == pytest.approx(history(client, run, "val_accuracy"))
         best = run.data.metrics["best_epoch"]
-        assert trial.constraints["val_errors<=95"] == pytest.approx(history(client, run, "val_errors")[int(best) - 1] - 95)
+        errors = history(client, run, "val_errors")[int(best) - 1]
+        assert trial.constraints["val_errors<=95"] == pytest.approx(errors - 95)
         assert trial.user_attrs["test_macro_f1"] == run.data.metrics["test_macro_f1"]
     assert len({t.value for t in study.trials}) == 3  # three learning rates, three members' own values
 
