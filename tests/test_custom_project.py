@@ -91,6 +91,10 @@ def test_single_job_with_the_projects_model(wheel_venv, project):
     (run_,) = client.search_runs([experiment.experiment_id])
     assert run_.info.status == "FINISHED"
     assert run_.data.metrics["best_val_accuracy"] >= 0.90 and run_.data.metrics["test_accuracy"] >= 0.90
+    # the project's own metrics (metrics.py): every epoch on validation, once on test
+    assert len(client.get_metric_history(run_.info.run_id, "val_worst_class")) == 10
+    assert run_.data.metrics["test_worst_class"] <= run_.data.metrics["test_accuracy"]
+    assert run_.data.metrics["test_accuracy"] <= run_.data.metrics["test_recall_at_3"] <= 1
 
 
 def test_optuna_sweep_with_parent_and_child_runs(wheel_venv, project):

@@ -14,7 +14,7 @@ from sweeplab.labels import GRID_VARYING_ENV
 from sweeplab.report.model import as_table
 
 from sweeplab.names import KIND_TAG, OBJECTIVE_TAG, PARENT_TAG
-from sweeplab.objective import Objective, summary_key
+from sweeplab.objective import Objective, declared_metrics, summary_key
 
 PARENT_ENV = "SWEEPLAB_GRID_PARENT_RUN_ID"
 
@@ -39,7 +39,7 @@ class GridParentRun(Callback):
             self.client, config.mlflow.experiment, config.mlflow.artifact_location)
         run = self.client.create_run(experiment_id, run_name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", tags={
             KIND_TAG: "grid", "mlflow.source.git.commit": tracking.git_commit() or "",
-            OBJECTIVE_TAG: Objective.from_config(config.objective).metric})
+            OBJECTIVE_TAG: Objective.from_config(config.objective, declared_metrics(config)).metric})
         self.run_id = run.info.run_id
         for override in config.hydra.overrides.task:
             key, _, value = override.partition("=")
@@ -58,7 +58,7 @@ class GridParentRun(Callback):
             from sweeplab.tracking import where_to_look
 
             parent = self.client.get_run(self.run_id)
-            objective = Objective.from_config(config.objective)  # several: the grid is compared by the first
+            objective = Objective.from_config(config.objective, declared_metrics(config))  # several: the grid is compared by the first
             line = self._summarise(parent, objective.metric, objective.direction, Path(config.hydra.sweep.dir))
             hint = where_to_look(config.mlflow.tracking_uri, parent.info.experiment_id, project_root() / "mlflow.db")
             self._end("FINISHED")

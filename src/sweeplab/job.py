@@ -17,12 +17,14 @@ from sweeplab.data.source import DataPlaces, LoadedData
 from sweeplab.errors import ConfigError
 from sweeplab.labels import RunLabels
 from sweeplab.names import OUTPUT_DIR_TAG, STATE_TAG
-from sweeplab.objective import Objective, summary_key
+from sweeplab.metrics import MetricSet, MetricSpecs, probe
+from sweeplab.objective import Objective, declared_metrics, summary_key
 from sweeplab.settings import JobSettings, cpu_count
 from sweeplab.training import evaluate, fit, to_unit
 
 log = logging.getLogger(__name__)
 WEIGHTS_FILE = checkpoint.WEIGHTS_FILE
+PROBE_INPUTS = 64  # the user's metrics are tried on this many validation inputs before training
 
 
 def data_places(settings: JobSettings) -> DataPlaces:
@@ -91,11 +93,15 @@ class Prepared:
     loss_fn: object
     client: object | None
     started: float
+    metrics: MetricSpecs  # the user's own (sweeplab.metrics): each training builds its own with user_metrics()
+
+    def user_metrics(self) -> MetricSet | None:
+        return self.metrics.build(self.settings.device) if self.metrics else None
 
 
 def prepare(cfg: DictConfig, in_trial: bool) -> Prepared:
     settings = JobSettings.from_config(cfg)
-    objective = Objective.from_config(cfg.objective)
+    objective = Objective.from_config(cfg.objective, declared_metrics(cfg))
     # A single job fails fast on an unreachable server; a sweep's trial waits as long as MLflow's own retries would.
     with timing.section("tracking"):
         client = _tracking().connect(cfg.mlflow.tracking_uri, patience_s=120.0 if in_trial else 0.0) \
@@ -107,15 +113,25 @@ def prepare(cfg: DictConfig, in_trial: bool) -> Prepared:
     started = time.perf_counter()
     with timing.section("setup"):
         splits, data = load_data(cfg, settings)
-    return Prepared(settings, objective, splits, data, data_facts(data), build(cfg.loss, key="loss"), client, started)
+    return Prepared(settings, objective, splits, data, data_facts(data), build(cfg.loss, key="loss"), client, started,
+                    MetricSpecs.from_config(cfg))
 
 
 def new_model(cfg: DictConfig, prepared: Prepared, seed: int) -> torch.nn.Module:
-    """The configured model with the initial weights of ``seed``, its output checked on two training inputs."""
+    """The configured model with the initial weights of ``seed``, its output checked on two training inputs (and the
+    user's metrics on a few validation inputs)."""
     torch.manual_seed(seed)
-    model = build_model(cfg.model, prepared.facts).to(prepared.settings.device)
-    inputs = to_unit(prepared.splits.train[0][:2], prepared.settings.device)
+    device = prepared.settings.device
+    model = build_model(cfg.model, prepared.facts).to(device)
+    inputs = to_unit(prepared.splits.train[0][:2], device)
     check_model_output(model, inputs, prepared.data.num_classes, prepared.loss_fn)
+    if prepared.metrics:
+        images, labels = prepared.splits.val
+        with torch.inference_mode():
+            model.eval()
+            outputs = model(to_unit(images[:PROBE_INPUTS], device))
+            model.train()
+        probe(prepared.user_metrics(), outputs, labels[:PROBE_INPUTS].to(device))
     return model
 
 
@@ -143,7 +159,7 @@ class TrackedTraining:
         timing.add("epochs", metrics.epoch_time_s)
         if self.run:
             with timing.section("tracking"):
-                self.run.metrics({k: v for k, v in vars(metrics).items() if k != "epoch"}, step=metrics.epoch)
+                self.run.metrics(metrics.values(), step=metrics.epoch)
         objective = self.prepared.objective
         if self.trial and not objective.several:  # Optuna cannot prune a study of several objectives
             # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
@@ -157,29 +173,33 @@ class TrackedTraining:
         prepared, objective = self.prepared, self.prepared.objective
         with timing.section("evaluation"):
             model.load_state_dict(history.best_state)
-            test_loss, test_accuracy = evaluate(model, *prepared.splits.test, loss_fn=prepared.loss_fn)
+            user_metrics = prepared.user_metrics()
+            test_loss, test_accuracy = evaluate(model, *prepared.splits.test, loss_fn=prepared.loss_fn,
+                                                metrics=user_metrics)
+            tested = user_metrics.compute("test_") if user_metrics else {}
         with timing.section("checkpoint"):
             checkpoint.save(self.output_dir / WEIGHTS_FILE, history.best_state, prepared.facts,
                             prepared.data.class_names)
         best = history.best
-        measured = {**{k: v for k, v in vars(best).items() if k != "epoch_time_s"}, **(costs or {})}
+        measured = {**{k: v for k, v in best.values().items() if k != "epoch_time_s"}, **(costs or {})}
         value, violations = objective.values(measured), objective.violations(measured)
         if self.trial:
             with timing.section("optuna"):
-                self.trial.record(test_accuracy=test_accuracy, **(costs or {}))
+                self.trial.record(test_accuracy=test_accuracy, **tested, **(costs or {}))
                 self.trial.constrain(violations)
         unmet = [name for name, v in violations.items() if v > 0]
         shown = " ".join(f"{m} {measured[m]:.4g}" for m in objective.metrics)
-        log.info("best %s (epoch %d), test acc %.4f, %.1f s on %s%s", shown, best.epoch, test_accuracy,
+        log.info("best %s (epoch %d), test acc %.4f%s, %.1f s on %s%s", shown, best.epoch, test_accuracy,
+                 "".join(f", {k.replace('_', ' ', 1)} {v:.4f}" for k, v in tested.items()),
                  time.perf_counter() - prepared.started, prepared.settings.device,
                  f"; constraints not met: {', '.join(unmet)}" if unmet else "")
         if self.run:
             with timing.section("tracking"):
-                self._log_results(history, measured, costs, violations, test_loss, test_accuracy)
+                self._log_results(history, measured, costs, violations, {"test_loss": test_loss,
+                                                                         "test_accuracy": test_accuracy, **tested})
         return value
 
-    def _log_results(self, history, measured: dict, costs: dict | None, violations: dict, test_loss: float,
-                     test_accuracy: float) -> None:
+    def _log_results(self, history, measured: dict, costs: dict | None, violations: dict, tested: dict) -> None:
         objective = self.prepared.objective
         summary = {summary_key(m): measured[m] for m in objective.metrics if m not in (costs or {})}
         summary.update({summary_key(k): v for k, v in (costs or {}).items()})
@@ -188,7 +208,7 @@ class TrackedTraining:
         self.run.artifact(self.output_dir / WEIGHTS_FILE)
         self.run.artifact(self.output_dir / ".hydra", "hydra")
         self.run.metrics({
-            **summary, "best_epoch": history.best.epoch, "test_accuracy": test_accuracy, "test_loss": test_loss,
+            **summary, "best_epoch": history.best.epoch, **tested,
             "epochs_trained": len(history.epochs),
             **({"feasible": float(not any(v > 0 for v in violations.values()))} if violations else {}),
         }, tags={STATE_TAG: "COMPLETE"})
@@ -229,6 +249,7 @@ def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, 
                 model, optimizer, prepared.splits, epochs=settings.epochs, batch_size=settings.batch_size,
                 seed=settings.seed, progress=settings.progress, on_epoch=tracked.epoch, cuda_graph=settings.cuda_graph,
                 loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
+                metrics=prepared.user_metrics(),
             )
         costs = meter.costs([m.epoch_time_s for m in history.epochs], len(prepared.splits.train[1]),
                             settings.batch_size)

@@ -1,8 +1,9 @@
 """What a job returns and a sweep optimises: one metric or several, each with its direction, and the constraints a
 configuration must meet to count as an answer.
 
-Two kinds of metric: those the training loop measures every epoch (training.EpochMetrics), taken at the best epoch
-(best by the first objective), and those that sum up a whole training (its cost, see sweeplab.cost)."""
+Two kinds of metric: those the training loop measures every epoch (training.EpochMetrics: sweeplab's own, and the
+user's own declared under ``metrics:``, as ``val_<name>``, see sweeplab.metrics), taken at the best epoch (best by the
+first objective), and those that sum up a whole training (its cost, see sweeplab.cost)."""
 import operator
 import re
 from dataclasses import dataclass
@@ -29,13 +30,13 @@ class Constraint:
     limit: float
 
     @classmethod
-    def parse(cls, text) -> "Constraint":
+    def parse(cls, text, declared: tuple = ()) -> "Constraint":
         match = _CONSTRAINT.match(str(text))
         if not match:
             raise ConfigError(f"objective.constraints: {text!r} is not '<metric><=<number>' or '<metric>>=<number>'; "
                               f"e.g. objective.constraints=['peak_memory_mb<=2000']")
         metric, op, limit = match.groups()
-        _check_metric(metric, "objective.constraints")
+        _check_metric(metric, "objective.constraints", declared)
         try:
             return cls(metric, op, float(limit))
         except ValueError:
@@ -60,8 +61,9 @@ class Objective:
     constraints: tuple = ()
 
     @classmethod
-    def from_config(cls, objective) -> "Objective":
-        """``metrics``/``directions`` (several objectives) when set, else ``metric``/``direction`` (one)."""
+    def from_config(cls, objective, declared: tuple = ()) -> "Objective":
+        """``metrics``/``directions`` (several objectives) when set, else ``metric``/``direction`` (one); ``declared``:
+        the user's metrics the job computes too (declared_metrics)."""
         several = objective.get("metrics")
         if several is not None:
             metrics = _as_list(several, "objective.metrics")
@@ -76,13 +78,13 @@ class Objective:
         else:
             metrics, directions = [str(objective.metric)], [str(objective.direction)]
         for metric in metrics:
-            _check_metric(metric, "objective.metric")
+            _check_metric(metric, "objective.metric", declared)
         for direction in directions:
             if direction not in DIRECTIONS:
                 raise ConfigError(f"objective.direction={direction} must be maximize or minimize")
         if len(set(metrics)) != len(metrics):
             raise ConfigError(f"objective.metrics names a metric twice ({', '.join(metrics)})")
-        constraints = tuple(Constraint.parse(c) for c in _as_list(objective.get("constraints") or [],
+        constraints = tuple(Constraint.parse(c, declared) for c in _as_list(objective.get("constraints") or [],
                                                                      "objective.constraints"))
         return cls(tuple(metrics), tuple(directions), constraints)
 
@@ -106,7 +108,7 @@ class Objective:
         return tuple(dict.fromkeys(m for m in named if m in COST_METRICS))
 
     def of(self, metrics) -> float:
-        return getattr(metrics, self.metric)
+        return metrics.value(self.metric)
 
     def better(self, a: float, b: float) -> bool:
         """Whether value ``a`` beats value ``b`` (of the first objective)."""
@@ -131,17 +133,26 @@ class Objective:
         return {c.name: c.violation(float(measured[c.metric])) for c in self.constraints}
 
 
+def declared_metrics(cfg) -> tuple[str, ...]:
+    """What a job with this config measures beyond sweeplab's own metrics: ``val_<name>`` for each of the user's
+    metrics (the config's ``metrics:``, see sweeplab.metrics)."""
+    node = cfg.get("metrics")
+    return tuple(f"val_{name}" for name in node) if OmegaConf.is_dict(node) else ()
+
+
 def summary_key(metric: str) -> str:
     """The MLflow metric that holds a job's value of ``metric``: ``best_<metric>`` for a per-epoch one, the cost's
     own name for a cost (``median_epoch_time_s`` for epoch_time_s, whose own name is the per-epoch series)."""
-    if metric in METRICS:
+    if metric not in COST_METRICS:  # sweeplab's per-epoch metrics and the user's own
         return f"best_{metric}"
     return "median_epoch_time_s" if metric == "epoch_time_s" else metric
 
 
-def _check_metric(metric: str, key: str) -> None:
-    if metric not in ALL_METRICS:
-        raise ConfigError(f"{key}={metric} is not a metric the job produces; choose one of {', '.join(ALL_METRICS)}")
+def _check_metric(metric: str, key: str, declared: tuple) -> None:
+    if metric not in ALL_METRICS + tuple(declared):
+        raise ConfigError(
+            f"{key}={metric} is not a metric the job produces; choose one of {', '.join(ALL_METRICS + tuple(declared))}"
+            f", or declare your own: +metrics.<name>={{_target_: <class or function>, ...}} makes val_<name>")
 
 
 def _as_list(value, key: str) -> list[str]:

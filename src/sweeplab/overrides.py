@@ -70,8 +70,9 @@ def _named_options(override: Override) -> list[str]:
     return []
 
 
-# Nodes whose keys go to a constructor: an added key there is read (and checked against its signature).
-BUILT_NODES = ("model.", "optimizer.", "loss.", "dataset.source.")
+# Nodes whose keys go to a constructor: an added key there is read (and checked against its signature); under
+# metrics. an added key is a metric of the user's own.
+BUILT_NODES = ("model.", "optimizer.", "loss.", "dataset.source.", "metrics.")
 
 
 def unread_additions(cfg, task_overrides) -> list[str]:

@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from sweeplab.building import check_arguments, import_target
 from sweeplab.errors import ConfigError
-from sweeplab.objective import Objective
+from sweeplab.metrics import check_metrics
+from sweeplab.objective import Objective, declared_metrics
 from sweeplab.paths import resolve
 
 
@@ -31,8 +32,9 @@ class JobSettings:
     def from_config(cls, cfg) -> "JobSettings":
         if "lr" in cfg.optimizer:
             check_number(cfg.optimizer.lr, "optimizer.lr", "a number > 0, e.g. optimizer.lr=1e-3")
-        Objective.from_config(cfg.objective)
         check_components(cfg)
+        check_metrics(cfg)
+        Objective.from_config(cfg.objective, declared_metrics(cfg))
         return cls(
             batch_size=check_integer(cfg.batch_size, "batch_size", 1, "a power of two such as batch_size=64"),
             epochs=check_integer(cfg.epochs, "epochs", 1, "e.g. epochs=10"),

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from sweeplab.cuda_graph import step_for_full_batches
 from sweeplab.data import Splits, batches
 from sweeplab.errors import SweeplabError
+from sweeplab.metrics import MetricSet
 from sweeplab.objective import Objective
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ class EpochMetrics:
     val_loss: float
     val_accuracy: float
     epoch_time_s: float
+    user: dict[str, float] = field(default_factory=dict)  # the user's own metrics, as val_<name> (sweeplab.metrics)
+
+    def value(self, metric: str) -> float:
+        return self.user[metric] if metric in self.user else getattr(self, metric)
+
+    def values(self) -> dict[str, float]:
+        """Every metric of the epoch by name (the epoch number aside)."""
+        own = {k: v for k, v in vars(self).items() if k not in ("epoch", "user")}
+        return {**own, **self.user}
 
 
 @dataclass
@@ -58,6 +68,7 @@ def fit(
     loss_fn: Callable = nn.functional.nll_loss,
     objective: Objective = Objective(),
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    metrics: MetricSet | None = None,
 ) -> History:
     """Train with ``loss_fn`` (mean over the batch); keep the weights of the epoch that is best by ``objective``.
 
@@ -65,6 +76,7 @@ def fit(
     results stay on the device (running sums of loss and correct predictions): the host waits for the device once
     per epoch, never per step. On a GPU, with ``cuda_graph``, each full batch's step is one CUDA graph replay.
     ``augment(inputs, generator)``, if given, changes each training batch on the device (seeded from ``seed``).
+    ``metrics``, the user's own, are computed on the validation split with sweeplab's, every epoch.
     """
     shuffle = torch.Generator().manual_seed(seed)
     history = History(objective)
@@ -106,16 +118,19 @@ def fit(
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}; lower optimizer.lr")
         train_accuracy = correct.item() / count
-        val_loss, val_accuracy = evaluate(model, *splits.val, loss_fn=loss_fn)
-        metrics = EpochMetrics(epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.perf_counter() - started)
-        if not history.epochs or objective.better(objective.of(metrics), objective.of(history.best)):
+        val_loss, val_accuracy = evaluate(model, *splits.val, loss_fn=loss_fn, metrics=metrics)
+        user = metrics.compute("val_") if metrics else {}
+        measured = EpochMetrics(epoch, train_loss, train_accuracy, val_loss, val_accuracy,
+                                time.perf_counter() - started, user)
+        if not history.epochs or objective.better(objective.of(measured), objective.of(history.best)):
             history.best_state = copy.deepcopy(model.state_dict())
-        history.epochs.append(metrics)
+        history.epochs.append(measured)
         log.info(
-            "epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.2f s",
-            epoch, epochs, metrics.train_loss, metrics.train_accuracy, val_loss, val_accuracy, metrics.epoch_time_s,
+            "epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s",
+            epoch, epochs, measured.train_loss, measured.train_accuracy, val_loss, val_accuracy,
+            "".join(f" {k.removeprefix('val_')} {v:.4f}" for k, v in user.items()), measured.epoch_time_s,
         )
-        on_epoch(metrics)
+        on_epoch(measured)
     return history
 
 
@@ -137,9 +152,12 @@ def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8192,
-             loss_fn: Callable = nn.functional.nll_loss):
-    """Mean loss and accuracy over a whole split (one host synchronisation at the end)."""
+             loss_fn: Callable = nn.functional.nll_loss, metrics: MetricSet | None = None):
+    """Mean loss and accuracy over a whole split (one host synchronisation at the end); ``metrics``, if given, are
+    reset and updated with each batch's outputs (``metrics.compute`` then gives their values)."""
     model.eval()
+    if metrics:
+        metrics.reset()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -151,4 +169,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
         output = model(x)
         loss_sum += loss_fn(output, y) * len(y)
         correct += (output.argmax(1) == y).sum()
+        if metrics:
+            metrics.update(output, y)
     return loss_sum.item() / len(labels), correct.item() / len(labels)

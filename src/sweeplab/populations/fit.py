@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from sweeplab.cuda_graph import step_for_full_batches
 from sweeplab.data import Splits, batches
+from sweeplab.metrics import MetricSet
 from sweeplab.objective import Objective
 from sweeplab.populations.member_optimizer import MemberOptimizer
 from sweeplab.populations.stack import Stack
@@ -41,6 +42,7 @@ def fit_population(
     progress: bool = True,
     cuda_graph: bool = True,
     reserves: list[tuple[nn.Module, dict]] = (),
+    metrics: list[MetricSet] | None = None,
 ) -> tuple[dict[int, History], dict[int, BaseException]]:
     """Train the stack's members, then its ``reserves``; return each member's History (by its index in ``seeds``)
     and, for each member that stopped early, why: the exception its ``on_epoch(member, metrics)`` raised (e.g.
@@ -49,6 +51,7 @@ def fit_population(
     ``seeds`` holds the stack's members' seeds, then the reserves'. A reserve is a further member, (its model, its
     optimizer values), that steps into the stack where a member has left (finished, pruned or failed), at the end
     of an epoch: the stack stays as wide as it started while reserves wait. Each member counts its own epochs.
+    ``metrics``, if given, holds each member's own user metrics (as ``seeds``), computed on its own outputs.
     """
     images, labels = splits.train
     count = len(labels)
@@ -74,7 +77,8 @@ def fit_population(
             steps(orders[:, start:start + batch_size].reshape(-1))
         train_loss = (steps.loss_sum / count).tolist()
         train_accuracy = (steps.correct.double() / count).tolist()
-        val_loss, val_accuracy = evaluate_population(stack, *splits.val, per_sample=per_sample)
+        own_metrics = [metrics[k] for k in alive] if metrics else None
+        val_loss, val_accuracy = evaluate_population(stack, *splits.val, per_sample=per_sample, metrics=own_metrics)
         elapsed = time.perf_counter() - started
         leaving, reported = [], []
         for position, k in enumerate(alive):
@@ -85,14 +89,20 @@ def fit_population(
                                            f"lower optimizer.lr")
                 leaving.append(k)
                 continue
-            metrics = EpochMetrics(epoch, train_loss[position], train_accuracy[position], val_loss[position],
-                                   val_accuracy[position], elapsed)
-            if not history.epochs or objective.better(objective.of(metrics), objective.of(history.best)):
-                history.best_state = stack.member_state(position)
-            history.epochs.append(metrics)
-            reported.append(f"{objective.of(metrics):.4f}")
             try:
-                on_epoch(k, metrics)
+                user = own_metrics[position].compute("val_") if own_metrics else {}
+            except Exception as failed:  # this member's metric failed: it ends, the others go on
+                stopped[k] = failed
+                leaving.append(k)
+                continue
+            measured = EpochMetrics(epoch, train_loss[position], train_accuracy[position], val_loss[position],
+                                    val_accuracy[position], elapsed, user)
+            if not history.epochs or objective.better(objective.of(measured), objective.of(history.best)):
+                history.best_state = stack.member_state(position)
+            history.epochs.append(measured)
+            reported.append(f"{objective.of(measured):.4f}")
+            try:
+                on_epoch(k, measured)
             except Exception as stop:  # pruned (or its records failed): this member ends, the others go on
                 stopped[k] = stop
                 leaving.append(k)
@@ -174,10 +184,14 @@ def _per_sample(loss_fn) -> Callable:
 
 
 @torch.inference_mode()
-def evaluate_population(stack: Stack, images, labels, *, per_sample: Callable, batch_size: int = 8192):
-    """Each member's mean loss and accuracy over a whole split (one host synchronisation at the end)."""
+def evaluate_population(stack: Stack, images, labels, *, per_sample: Callable, batch_size: int = 8192,
+                        metrics: list[MetricSet] | None = None):
+    """Each member's mean loss and accuracy over a whole split (one host synchronisation at the end); ``metrics``,
+    one MetricSet per member in stack order, are reset and updated with that member's outputs."""
     stack.eval()
     members = stack.members
+    for own in metrics or ():
+        own.reset()
     device = stack.stacked_parameters()[0].device
     loss_sum = torch.zeros(members, device=device)
     correct = torch.zeros(members, dtype=torch.long, device=device)
@@ -188,4 +202,6 @@ def evaluate_population(stack: Stack, images, labels, *, per_sample: Callable, b
         ys = y.repeat(members)
         loss_sum += per_sample(output, ys).view(members, -1).sum(1)
         correct += (output.argmax(1) == ys).view(members, -1).sum(1)
+        for own, member_output in zip(metrics or (), output.split(len(y))):  # member-major: member k's rows k*n:(k+1)*n
+            own.update(member_output, y)
     return (loss_sum / len(labels)).tolist(), (correct.double() / len(labels)).tolist()

@@ -118,6 +118,7 @@ def _together(stack, configs, settings, models, tracked, prepared: Prepared, out
         seeds=[s.seed for s in settings], on_epoch=lambda k, metrics: tracked[k].epoch(metrics),
         loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
         progress=first.progress, cuda_graph=first.cuda_graph, reserves=list(zip(models[width:], options[width:])),
+        metrics=[prepared.user_metrics() for _ in members] if prepared.metrics else None,
     )
     for k, member in enumerate(members):
         if k in stopped:
@@ -132,7 +133,8 @@ def _one_at_a_time(configs, settings, models, tracked, prepared: Prepared, outco
         try:
             history = fit(model, optimizer, prepared.splits, epochs=own.epochs, batch_size=own.batch_size,
                           seed=own.seed, progress=own.progress, on_epoch=record.epoch, cuda_graph=own.cuda_graph,
-                          loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment)
+                          loss_fn=prepared.loss_fn, objective=prepared.objective, augment=prepared.data.augment,
+                          metrics=prepared.user_metrics())
         except Exception as stop:
             _ended(record, stop, member, outcomes)
             continue

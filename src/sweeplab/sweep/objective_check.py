@@ -4,14 +4,14 @@ population's stacked members are the stack's, not their own."""
 from omegaconf import OmegaConf
 
 from sweeplab.errors import ConfigError
-from sweeplab.objective import Objective
+from sweeplab.objective import Objective, declared_metrics
 
 NO_PRUNER = "optuna.pruners.NopPruner"
 
 
 def check_sweep_objective(config, direction, pruner_spec, population: int) -> Objective:
     """The job's objective(s), once every check passed; ``direction`` is hydra.sweeper.direction as configured."""
-    objective = Objective.from_config(config.objective)
+    objective = Objective.from_config(config.objective, declared_metrics(config))
     directions = _directions(direction)
     if len(directions) != len(objective.metrics):
         raise ConfigError(

@@ -30,8 +30,8 @@ def of(config: DictConfig, distributions: dict) -> dict:
     """The study's question: ``space`` {key: distribution} and ``fixed`` {dotted key: value} (JSON values)."""
     fixed = {}
     for key in config:
-        if key in NOT_THE_QUESTION:
-            continue
+        if key in NOT_THE_QUESTION or (key == "metrics" and not config[key]):
+            continue  # no metrics of the user's own: the question studies asked before `metrics:` existed
         try:
             value = OmegaConf.to_container(config[key], resolve=True) if isinstance(config[key], DictConfig) \
                 else OmegaConf.select(config, str(key), throw_on_resolution_failure=True)

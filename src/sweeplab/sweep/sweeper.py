@@ -213,7 +213,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
             "pruner": (self.pruner_spec or {}).get("_target_"), "direction": ",".join(self._get_directions()),
             "objective": ",".join(plan.objectives.metrics), "n_trials": plan.n_trials,
             "confirm.top_k": plan.confirm.top_k, "confirm.seeds": plan.confirm.seeds, "population": plan.population,
-            "population_reserve": plan.reserve, **{f"fixed.{k}": v for k, v in plan.fixed.items()},
+            # a +key=value override's key without the '+', which MLflow refuses in a name
+            "population_reserve": plan.reserve, **{f"fixed.{k.lstrip('+')}": v for k, v in plan.fixed.items()},
             **({"constraints": ",".join(c.name for c in plan.objectives.constraints)} if plan.objectives.constraints
                else {}),
         })
