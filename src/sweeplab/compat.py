@@ -10,6 +10,10 @@ from importlib.metadata import version
 from hydra._internal.config_repository import ConfigRepository  # group options, for one-line errors
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl  # the app's search path, for the same
 from hydra._internal.utils import create_config_search_path, get_args_parser  # Hydra's command line, read first
+# what Hydra's run_job uses, for sweep/in_process.py's lighter one: the context instantiate runs in, the .hydra/ files,
+# a failed job's traceback in its log file
+from hydra._internal.execution_policy import execution_whitelist
+from hydra.core.utils import _log_job_error_to_file as log_job_error_to_file, _save_config as save_config
 
 # name -> (module, attribute), imported when first asked for
 _LAZY = {
@@ -27,6 +31,7 @@ RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_tri
                           "_get_trials"]
 
 __all__ = ["ConfigRepository", "ConfigSearchPathImpl", "create_config_search_path", "get_args_parser",
+           "execution_whitelist", "log_job_error_to_file", "save_config",
            "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "storage_of", "set_trial_waiting", "return_value",
            "launcher_params", *_LAZY]
 

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import get_default_host_creds, read_mlflow_creds
 from mlflow.utils.rest_utils import http_request
@@ -201,9 +202,13 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 class RunLog:
     """One MLflow run: params and tags at the start, metrics by epoch, artifacts and a final status."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
+    def __init__(self, client: MlflowClient, run_id: str, artifact_uri: str | None = None):
         self.client = client
         self.run_id = run_id
+        # The run's artifact store, from the run as created: MlflowClient.log_artifact reads the whole run back
+        # (params, metrics, tags) to find it, the largest part of a short trial's artifact logging.
+        self._artifacts = get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri) \
+            if artifact_uri else None
         self._in_flight = None  # the last metrics batch, written by MLflow's async logging thread
         # A server takes writes from many clients at once; an SQLite file has one writer, and a background thread
         # writing to it makes the job's own writes wait for its lock (about a second per trial, measured).
@@ -215,7 +220,7 @@ class RunLog:
         if parent_run_id:
             tags[PARENT_TAG] = parent_run_id
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-        log = cls(client, run.info.run_id)
+        log = cls(client, run.info.run_id, run.info.artifact_uri)
         try:
             log.client.log_batch(log.run_id, params=[Param(k, v) for k, v in params.items()])
         except Exception:
@@ -256,10 +261,12 @@ class RunLog:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), folder)
-        elif path.exists():
-            self.client.log_artifact(self.run_id, str(path), folder)
+        if not path.exists():
+            return
+        if self._artifacts is None:  # a RunLog of a run id alone
+            (self.client.log_artifacts if path.is_dir() else self.client.log_artifact)(self.run_id, str(path), folder)
+        else:
+            (self._artifacts.log_artifacts if path.is_dir() else self._artifacts.log_artifact)(str(path), folder)
 
     def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
         try:

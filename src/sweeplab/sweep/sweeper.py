@@ -24,6 +24,7 @@ from sweeplab.paths import project_root
 from sweeplab.report import publish
 from sweeplab.settings import cpu_count
 from sweeplab.sweep import confirmation, console, front_report, pareto, parent_run, question, report, warm_start
+from sweeplab.sweep import in_process
 from sweeplab.sweep.compose import compose_once
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_confirm_study, open_study, search_trials
@@ -168,6 +169,8 @@ class StudySweeper(compat.OptunaSweeperImpl):
     # -- per trial -------------------------------------------------------------------------------------------------
 
     def _launch(self, overrides: list[str], number: int):
+        if in_process.is_basic(self.launcher):
+            return in_process.launch(self.launcher, overrides, number)
         (ret,) = self.launcher.launch([overrides], initial_job_idx=number)
         return ret
 
