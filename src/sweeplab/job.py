@@ -282,5 +282,5 @@ def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, pare
         settings.batch_size, cfg.optimizer.get("lr"), trial, settings.seed if confirming else None)
     run = tracking.RunLog.start(client, experiment_id, name, tracking.flatten(resolved), tags,
                                 parent_run_id=trial.parent_run_id if trial else parent_run_id)
-    client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     return run

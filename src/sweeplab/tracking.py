@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -267,6 +268,13 @@ class RunLog:
             (self.client.log_artifacts if path.is_dir() else self.client.log_artifact)(self.run_id, str(path), folder)
         else:
             (self._artifacts.log_artifacts if path.is_dir() else self._artifacts.log_artifact)(str(path), folder)
+
+    def text(self, content: str, file_name: str) -> None:
+        """``content`` as the artifact ``file_name`` (MlflowClient.log_text, through the run's own store)."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / file_name
+            path.write_text(content, encoding="utf-8")
+            self.artifact(path)
 
     def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
         try:

@@ -26,7 +26,9 @@ def launch(launcher, overrides: list[str], number: int) -> JobReturn:
     """What BasicLauncher.launch does for one job, with the lighter run_job below."""
     context, master = launcher.hydra_context, launcher.config
     setup_globals()
-    _sweep_logging(launcher)
+    if not getattr(launcher, "sweep_logging_set", False):  # after the first job, each job's end has set it again
+        _sweep_logging(launcher)
+        launcher.sweep_logging_set = True
     Path(str(master.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     config = context.config_loader.load_sweep_config(master, list(overrides))
     with open_dict(config):
