@@ -143,6 +143,7 @@ class TrackedTraining:
         self.cfg, self.prepared, self.trial, self.output_dir = cfg, prepared, trial, output_dir
         self.settings = settings  # the training's own: a population member's seed and optimizer values
         self.trained = []
+        self._last = None  # the last epoch's metrics until the training's results are written with them
         with timing.section("tracking"):
             self.run = _start_run(cfg, prepared.client, self.settings, labels, trial, output_dir, parent_run_id) \
                 if prepared.client else None
@@ -154,18 +155,35 @@ class TrackedTraining:
                 trial.remember(output_dir, self.run.run_id if self.run else None)
 
     def epoch(self, metrics) -> None:
-        """Log an epoch's metrics; in a sweep, report it to the trial (which raises trial.Pruned to stop)."""
+        """Log an epoch's metrics; in a sweep, report it to the trial (which raises trial.Pruned to stop). The last
+        epoch's are written with the training's results (see finish; a trial is never pruned after it): one write
+        less per trial, and a job that dies before its results have been written has not reported that epoch."""
         self.trained.append(metrics)
         timing.add("epochs", metrics.epoch_time_s)
+        if metrics.epoch >= self.settings.epochs:
+            self._last = metrics
+            return
         if self.run:
             with timing.section("tracking"):
                 self.run.metrics(metrics.values(), step=metrics.epoch)
+        self._report(metrics)
+
+    def _report(self, metrics) -> None:
         objective = self.prepared.objective
         if self.trial and not objective.several:  # Optuna cannot prune a study of several objectives
             # The best value so far: the trial's own objective, so a one-epoch dip does not prune it.
             with timing.section("optuna"):
                 self.trial.report(metrics.epoch, objective.of(objective.best(self.trained)),
                                   last=metrics.epoch >= self.settings.epochs)
+
+    def _last_epoch(self, report: bool = True) -> dict:
+        """The last epoch's metrics, to go with the run's final write (and reported to the trial now)."""
+        last, self._last = self._last, None
+        if last is None:
+            return {}
+        if report:
+            self._report(last)
+        return {last.epoch: last.values()}
 
     def finish(self, model: torch.nn.Module, history, costs: dict | None = None) -> float | list[float]:
         """Test the best epoch's weights, save them, log the results and the training's ``costs`` (see
@@ -183,6 +201,7 @@ class TrackedTraining:
         best = history.best
         measured = {**{k: v for k, v in best.values().items() if k != "epoch_time_s"}, **(costs or {})}
         value, violations = objective.values(measured), objective.violations(measured)
+        epochs = self._last_epoch()
         if self.trial:
             with timing.section("optuna"):
                 self.trial.record(test_accuracy=test_accuracy, **tested, **(costs or {}))
@@ -196,10 +215,12 @@ class TrackedTraining:
         if self.run:
             with timing.section("tracking"):
                 self._log_results(history, measured, costs, violations, {"test_loss": test_loss,
-                                                                         "test_accuracy": test_accuracy, **tested})
+                                                                         "test_accuracy": test_accuracy, **tested},
+                                  epochs)
         return value
 
-    def _log_results(self, history, measured: dict, costs: dict | None, violations: dict, tested: dict) -> None:
+    def _log_results(self, history, measured: dict, costs: dict | None, violations: dict, tested: dict,
+                     epochs: dict) -> None:
         objective = self.prepared.objective
         summary = {summary_key(m): measured[m] for m in objective.metrics if m not in (costs or {})}
         summary.update({summary_key(k): v for k, v in (costs or {}).items()})
@@ -211,7 +232,7 @@ class TrackedTraining:
             **summary, "best_epoch": history.best.epoch, **tested,
             "epochs_trained": len(history.epochs),
             **({"feasible": float(not any(v > 0 for v in violations.values()))} if violations else {}),
-        }, tags={STATE_TAG: "COMPLETE"})
+        }, tags={STATE_TAG: "COMPLETE"}, epochs=epochs)
         self.run.end("FINISHED")
 
     def pruned(self, reason: BaseException) -> None:
@@ -220,12 +241,14 @@ class TrackedTraining:
             self.run.end("KILLED", str(reason))
 
     def failed(self, error: BaseException) -> None:
-        if self.run and isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM: the sweep fails it as interrupted
-            self.run.tags({STATE_TAG: "FAIL"})
-            self.run.end("KILLED", "interrupted")
-        elif self.run:
-            self.run.tags({STATE_TAG: "FAIL"})
-            self.run.end("FAILED", f"{type(error).__name__}: {error}")
+        interrupted = isinstance(error, KeyboardInterrupt)  # Ctrl-C or SIGTERM: the sweep fails it as interrupted
+        epochs = {} if interrupted else self._last_epoch(report=False)
+        if self.run:
+            self.run.metrics({}, tags={STATE_TAG: "FAIL"}, epochs=epochs)
+            if interrupted:
+                self.run.end("KILLED", "interrupted")
+            else:
+                self.run.end("FAILED", f"{type(error).__name__}: {error}")
 
 
 def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None,

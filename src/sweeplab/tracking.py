@@ -242,15 +242,18 @@ class RunLog:
                 raise
             self.client.log_inputs(self.run_id, inputs)
 
-    def metrics(self, values: dict[str, float], step: int | None = None, tags: dict | None = None) -> None:
-        """On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time
-        is in flight, and ``end`` waits for it, so a finished run holds everything, and a crash loses at most the
-        batch in flight. On a database store, written at once."""
+    def metrics(self, values: dict[str, float], step: int | None = None, tags: dict | None = None,
+                epochs: dict | None = None) -> None:
+        """``values`` at ``step``, and ``epochs`` ({epoch: values}) at theirs, in one write. On a tracking server,
+        written while the job goes on (MLflow's asynchronous logging): one batch at a time is in flight, and
+        ``end`` waits for it, so a finished run holds everything, and a crash loses at most the batch in flight. On
+        a database store, written at once."""
         self.wait()
         now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items()]
+        metrics += [Metric(k, float(v), now, epoch) for epoch, named in (epochs or {}).items() for k, v in named.items()]
         self._in_flight = self.client.log_batch(
-            self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()],
-            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+            self.run_id, metrics=metrics, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
             synchronous=not self._asynchronous)
 
     def wait(self) -> None:

@@ -120,6 +120,11 @@ def test_one_parent_run_with_a_child_per_trial(sweep):
         assert trial.user_attrs[RUN_ID_ATTR] == child.info.run_id
         assert child.data.metrics["best_val_accuracy"] == pytest.approx(trial.value)
         assert child.data.params["batch_size"] == str(trial.params["batch_size"])
+        # every epoch's curve point and intermediate value, the last one written with the results
+        history = sweep.client().get_metric_history(child.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == [1, 2]
+        assert sorted(trial.intermediate_values) == [1, 2]
+        assert trial.intermediate_values[2] == pytest.approx(trial.value)  # the best so far, here the trial's value
 
 
 def test_parent_run_holds_the_study_summary(sweep):
