@@ -30,7 +30,9 @@ def _without_launcher(node):
 
 def test_in_process_jobs_leave_what_hydras_run_job_leaves(new_sweep):
     ours, hydras = new_sweep("in-process"), new_sweep("hydras-run-job")
-    assert ours.run(*TRIALS)[0] == 0
+    code, out, err = ours.run(*TRIALS)
+    assert code == 0, err
+    assert all(f"Trial {n}: bs" in out + err for n in range(3))  # the console's line per job (sweep/console.py)
     code, _, err = hydras.run(*TRIALS, "hydra/launcher=joblib", "hydra.launcher.n_jobs=1")
     assert code == 0, err
     ours_jobs, hydras_jobs = ours.job_dirs(), hydras.job_dirs()

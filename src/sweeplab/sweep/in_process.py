@@ -12,10 +12,15 @@ import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, setup_globals
+from hydra.core.utils import (
+    JobReturn, JobRuntime, JobStatus, configure_log, env_override, filter_overrides, setup_globals,
+)
 from omegaconf import OmegaConf, open_dict, read_write
 
 from sweeplab import compat
+from sweeplab.sweep.console import LAUNCHER_LOGGERS
+
+LAUNCHER_LOG = logging.getLogger(LAUNCHER_LOGGERS[0])  # Hydra's basic launcher's
 
 
 def is_basic(launcher) -> bool:
@@ -30,6 +35,8 @@ def launch(launcher, overrides: list[str], number: int) -> JobReturn:
         _sweep_logging(launcher)
         launcher.sweep_logging_set = True
     Path(str(master.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    # BasicLauncher's line for the job, which sweep/console.py turns into "Trial <n>: <values>"
+    LAUNCHER_LOG.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
     config = context.config_loader.load_sweep_config(master, list(overrides))
     with open_dict(config):
         config.hydra.job.id = str(number)
