@@ -20,6 +20,7 @@ from mlflow.utils.rest_utils import http_request
 from sweeplab.errors import TrackingError, first_line
 from sweeplab.names import END_REASON_TAG, EXPERIMENT_KIND_TAG, PARENT_TAG
 from sweeplab.paths import project_root
+from sweeplab.sqlite_wal import use_wal
 
 WRITE_PERMISSIONS = ("EDIT", "MANAGE")  # basic-auth's permissions that may create runs in an experiment
 
@@ -60,6 +61,7 @@ def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) 
                 f"MLflow tracking store {tracking_uri}: folder {folder} is missing or not writable; "
                 f"set mlflow.tracking_uri=sqlite:///<writable path>/mlflow.db"
             )
+        use_wal(tracking_uri)
     elif scheme in ("", "file"):
         raise TrackingError(
             f"mlflow.tracking_uri={tracking_uri!r} is a file store, which MLflow 3 refuses; "
@@ -252,23 +254,25 @@ class RunLog:
         if in_flight is not None:
             in_flight.wait()  # raises the batch's MlflowException, if any
 
-    def tags(self, values: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
-
     def artifact(self, path: Path, folder: str | None = None) -> None:
         if path.is_dir():
             self.client.log_artifacts(self.run_id, str(path), folder)
         elif path.exists():
             self.client.log_artifact(self.run_id, str(path), folder)
 
-    def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
+    def end(self, status=RunStatus.FINISHED, reason: str | None = None, metrics: dict[str, float] | None = None,
+            tags: dict | None = None) -> None:
+        """The run's last ``metrics`` and ``tags`` (the end ``reason`` among them) in one batch, then its status."""
         try:
             self.wait()
         except MlflowException:
             if status == "FINISHED":
                 raise  # the job fails, and its run ends FAILED
-        if reason:
-            self.client.set_tag(self.run_id, END_REASON_TAG, reason[:5000])
+        tags = {**(tags or {}), **({END_REASON_TAG: reason[:5000]} if reason else {})}
+        if metrics or tags:
+            now = int(time.time() * 1000)
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+                                  tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
 
 
