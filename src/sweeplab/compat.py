@@ -68,9 +68,9 @@ def set_user_attrs(trial, attrs: dict) -> None:
     from optuna.storages import JournalStorage
     from optuna.storages.journal._storage import JournalOperation
 
-    storage, trial_id = trial.storage, trial._trial_id
     if not attrs:
         return
+    storage, trial_id = trial.storage, trial._trial_id
     if isinstance(storage, JournalStorage):
         with storage._thread_lock:
             worker_id = storage._replay_result.worker_id

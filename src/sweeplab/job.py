@@ -195,7 +195,8 @@ class TrackedTraining:
 
     def pruned(self, reason: BaseException) -> None:
         if self.run:
-            self.run.end("KILLED", str(reason), metrics={"epochs_trained": len(self.trained)}, tags={STATE_TAG: "PRUNED"})
+            self.run.end("KILLED", str(reason), metrics={"epochs_trained": len(self.trained)},
+                         tags={STATE_TAG: "PRUNED"})
 
     def failed(self, error: BaseException) -> None:
         if self.run and isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM: the sweep fails it as interrupted

@@ -61,7 +61,8 @@ def _checkpoint() -> None:
         if not os.path.exists(f"{path}-wal"):
             continue  # never opened (e.g. the job stopped at bad input): no database to create here
         try:
-            with contextlib.closing(sqlite3.connect(Path(path).as_uri() + "?mode=rw", uri=True, timeout=1.0)) as connection:
+            connection = sqlite3.connect(Path(path).as_uri() + "?mode=rw", uri=True, timeout=1.0)
+            with contextlib.closing(connection):
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             pass  # another process is writing: its own exit (or the next opener) copies the WAL back

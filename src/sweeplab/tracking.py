@@ -271,8 +271,8 @@ class RunLog:
         tags = {**(tags or {}), **({END_REASON_TAG: reason[:5000]} if reason else {})}
         if metrics or tags:
             now = int(time.time() * 1000)
-            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
-                                  tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()],
+                                  metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
 
 

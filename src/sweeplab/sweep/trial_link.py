@@ -104,7 +104,8 @@ class TrialLink:
             compat.set_user_attrs(self.trial, {FEASIBLE_ATTR: all(v <= 0 for v in violations.values())})
 
     def remember(self, output_dir, run_id: str | None) -> None:
-        compat.set_user_attrs(self.trial, {OUTPUT_DIR_ATTR: str(output_dir), **({RUN_ID_ATTR: run_id} if run_id else {})})
+        compat.set_user_attrs(self.trial, {OUTPUT_DIR_ATTR: str(output_dir),
+                                           **({RUN_ID_ATTR: run_id} if run_id else {})})
 
 
 class Heartbeat:
