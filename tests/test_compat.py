@@ -88,3 +88,39 @@ def test_submitits_job_state_poller_and_the_launchers_settings():
     assert isinstance(compat.SlurmJob.watcher, compat.SlurmInfoWatcher), CHECK
     assert compat.launcher_params(SlurmLauncher(partition="gpu", gpus_per_node=None)) == {
         "partition": "gpu", "gpus_per_node": None}, CHECK
+
+
+def test_several_user_attributes_in_one_journal_append(tmp_path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    class CountingBackend(JournalFileBackend):
+        appends = 0
+
+        def append_logs(self, logs):
+            CountingBackend.appends += 1
+            super().append_logs(logs)
+
+    path = str(tmp_path / "o.journal")
+    study = optuna.create_study(storage=JournalStorage(CountingBackend(path)))
+    trial = study.ask()
+    before = CountingBackend.appends
+    compat.set_user_attrs(trial, {"a": 1, "b": [2, 3]})
+    with compat.collected_user_attrs(trial):  # what the official sweeper does for each fixed parameter
+        trial.set_user_attr("c", "x")
+        trial.set_user_attr("d", None)
+        assert trial.user_attrs["c"] == "x", CHECK
+    assert CountingBackend.appends - before == 2, CHECK
+    assert trial.user_attrs == {"a": 1, "b": [2, 3], "c": "x", "d": None}, CHECK
+    replayed = optuna.load_study(study_name=study.study_name, storage=JournalStorage(JournalFileBackend(path)))
+    assert replayed.trials[0].user_attrs == {"a": 1, "b": [2, 3], "c": "x", "d": None}, CHECK
+    study.tell(trial, 1.0)
+    with pytest.raises(RuntimeError):  # as Trial.set_user_attr: a finished trial is not updated
+        compat.set_user_attrs(trial, {"e": 1})
+
+
+def test_several_user_attributes_in_a_database(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/o.db")
+    trial = study.ask()
+    compat.set_user_attrs(trial, {"a": 1, "b": "two"})
+    assert study.trials[0].user_attrs == {"a": 1, "b": "two"}, CHECK

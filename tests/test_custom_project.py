@@ -64,7 +64,7 @@ def run(python: Path, project: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def project(tmp_path) -> Path:
     folder = tmp_path / "custom_project"
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("outputs", "multirun", "mlflow.db", "mlruns",
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("outputs", "multirun", "mlflow.db*", "mlruns",
                                                                   "__pycache__"))
     return folder
 

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from sweeplab import tracking
 from sweeplab.job import run_job
 from sweeplab.training import NonFiniteLoss
-from sweeplab.names import WEIGHTS_FILE
+from sweeplab.names import END_REASON_TAG, STATE_TAG, WEIGHTS_FILE
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 
@@ -63,6 +63,8 @@ def test_a_run_that_raises_ends_failed_or_killed(workspace, monkeypatch, failure
     (run,) = workspace.runs()
     assert run.info.status == ("KILLED" if failure == "interrupted" else "FAILED")  # Ctrl-C: KILLED, as MLflow's own
     assert run.info.end_time is not None
+    reason = "interrupted" if failure == "interrupted" else "NonFiniteLoss: "
+    assert run.data.tags[STATE_TAG] == "FAIL" and run.data.tags[END_REASON_TAG].startswith(reason)
 
 
 def test_the_experiment_opens_in_the_model_training_view_and_runs_name_their_dataset(finished_run):
@@ -108,3 +110,24 @@ def test_trials_starting_together_log_the_same_dataset(tmp_path, mlflow_template
     for run in runs:
         (logged,) = client.get_run(run.run_id).inputs.dataset_inputs
         assert logged.dataset.name == "same"
+
+
+def test_sqlite_stores_run_in_wal_mode_and_other_databases_are_left_alone(tmp_path, mlflow_template):
+    import shutil
+    import sqlite3
+
+    import sqlalchemy
+
+    from sweeplab.sweep.storage import open_storage
+
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    tracking.connect(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()
+    open_storage(f"sqlite:///{tmp_path}/optuna.db").get_all_studies()
+    with sqlalchemy.create_engine(f"sqlite:///{tmp_path}/other.db").begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+
+    def mode(name):
+        with sqlite3.connect(tmp_path / name) as connection:
+            return connection.execute("PRAGMA journal_mode").fetchone()[0]
+
+    assert (mode("mlflow.db"), mode("optuna.db"), mode("other.db")) == ("wal", "wal", "delete")

@@ -4,6 +4,7 @@ pins those packages (==) to the versions the tests ran; README says how to try a
 
 Hydra's internals load with Hydra itself; Optuna's and the sweeper plugin's load on first use (a single job that
 does not sweep never imports Optuna)."""
+from contextlib import contextmanager
 from importlib import import_module
 from importlib.metadata import version
 
@@ -33,7 +34,7 @@ RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_tri
 __all__ = ["ConfigRepository", "ConfigSearchPathImpl", "create_config_search_path", "get_args_parser",
            "execution_whitelist", "log_job_error_to_file", "save_config",
            "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "storage_of", "set_trial_waiting", "return_value",
-           "launcher_params", *_LAZY]
+           "launcher_params", "set_user_attrs", "collected_user_attrs", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -63,6 +64,48 @@ def set_trial_waiting(study, trial) -> None:
     from optuna.trial import TrialState
 
     study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+
+
+def set_user_attrs(trial, attrs: dict) -> None:
+    """Set several user attributes of an Optuna trial (an ``optuna.Trial``) at once. In a journal storage that is one
+    append to the journal (one lock, one fsync) instead of one per attribute, each attribute still its own log, as
+    Optuna's replay wants; other storages get one call per attribute through the public API."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal._storage import JournalOperation
+
+    if not attrs:
+        return
+    storage, trial_id = trial.storage, trial._trial_id
+    if isinstance(storage, JournalStorage):
+        with storage._thread_lock:
+            worker_id = storage._replay_result.worker_id
+            storage._backend.append_logs([
+                {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id, "trial_id": trial_id,
+                 "user_attr": {key: value}} for key, value in attrs.items()])
+            storage._sync_with_backend()  # raises, as set_trial_user_attr does, if the trial is finished or unknown
+    else:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+    trial._cached_frozen_trial.user_attrs.update(attrs)  # what Trial.set_user_attr also keeps up to date
+
+
+@contextmanager
+def collected_user_attrs(trial):
+    """Within this block, ``trial.set_user_attr`` (as called by code we do not own, e.g. the official sweeper's
+    ``_configure_trials`` for each fixed parameter) collects the attributes; they are written at the end of the
+    block in one go (``set_user_attrs``), and not at all if the block raises."""
+    collected = {}
+
+    def collect(key, value):
+        collected[key] = value
+        trial._cached_frozen_trial.user_attrs[key] = value  # trial.user_attrs shows it at once, as before
+
+    trial.set_user_attr = collect
+    try:
+        yield collected
+    finally:
+        del trial.set_user_attr  # the class's method again
+    set_user_attrs(trial, collected)
 
 
 def return_value(ret):

@@ -228,27 +228,24 @@ class TrackedTraining:
             summary["train_time_s"] = sum(m.epoch_time_s for m in history.epochs)
         self.run.artifact(self.output_dir / WEIGHTS_FILE)
         self.run.artifact(self.output_dir / ".hydra", "hydra")
-        self.run.metrics({
+        self.run.end("FINISHED", metrics={
             **summary, "best_epoch": history.best.epoch, **tested,
             "epochs_trained": len(history.epochs),
             **({"feasible": float(not any(v > 0 for v in violations.values()))} if violations else {}),
         }, tags={STATE_TAG: "COMPLETE"}, epochs=epochs)
-        self.run.end("FINISHED")
 
     def pruned(self, reason: BaseException) -> None:
         if self.run:
-            self.run.metrics({"epochs_trained": len(self.trained)}, tags={STATE_TAG: "PRUNED"})
-            self.run.end("KILLED", str(reason))
+            self.run.end("KILLED", str(reason), metrics={"epochs_trained": len(self.trained)},
+                         tags={STATE_TAG: "PRUNED"})
 
     def failed(self, error: BaseException) -> None:
         interrupted = isinstance(error, KeyboardInterrupt)  # Ctrl-C or SIGTERM: the sweep fails it as interrupted
         epochs = {} if interrupted else self._last_epoch(report=False)
-        if self.run:
-            self.run.metrics({}, tags={STATE_TAG: "FAIL"}, epochs=epochs)
-            if interrupted:
-                self.run.end("KILLED", "interrupted")
-            else:
-                self.run.end("FAILED", f"{type(error).__name__}: {error}")
+        if self.run and interrupted:
+            self.run.end("KILLED", "interrupted", tags={STATE_TAG: "FAIL"})
+        elif self.run:
+            self.run.end("FAILED", f"{type(error).__name__}: {error}", tags={STATE_TAG: "FAIL"}, epochs=epochs)
 
 
 def run_job(cfg: DictConfig, output_dir: Path, labels: RunLabels | None = None, trial=None,

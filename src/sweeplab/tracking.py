@@ -22,6 +22,7 @@ from mlflow.utils.rest_utils import http_request
 from sweeplab.errors import TrackingError, first_line
 from sweeplab.names import END_REASON_TAG, EXPERIMENT_KIND_TAG, PARENT_TAG
 from sweeplab.paths import project_root
+from sweeplab.sqlite_wal import use_wal
 
 WRITE_PERMISSIONS = ("EDIT", "MANAGE")  # basic-auth's permissions that may create runs in an experiment
 
@@ -62,6 +63,7 @@ def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) 
                 f"MLflow tracking store {tracking_uri}: folder {folder} is missing or not writable; "
                 f"set mlflow.tracking_uri=sqlite:///<writable path>/mlflow.db"
             )
+        use_wal(tracking_uri)
     elif scheme in ("", "file"):
         raise TrackingError(
             f"mlflow.tracking_uri={tracking_uri!r} is a file store, which MLflow 3 refuses; "
@@ -242,27 +244,18 @@ class RunLog:
                 raise
             self.client.log_inputs(self.run_id, inputs)
 
-    def metrics(self, values: dict[str, float], step: int | None = None, tags: dict | None = None,
-                epochs: dict | None = None) -> None:
-        """``values`` at ``step``, and ``epochs`` ({epoch: values}) at theirs, in one write. On a tracking server,
-        written while the job goes on (MLflow's asynchronous logging): one batch at a time is in flight, and
-        ``end`` waits for it, so a finished run holds everything, and a crash loses at most the batch in flight. On
-        a database store, written at once."""
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        """On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time
+        is in flight, and ``end`` waits for it, so a finished run holds everything, and a crash loses at most the
+        batch in flight. On a database store, written at once."""
         self.wait()
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items()]
-        metrics += [Metric(k, float(v), now, epoch) for epoch, named in (epochs or {}).items() for k, v in named.items()]
-        self._in_flight = self.client.log_batch(
-            self.run_id, metrics=metrics, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
-            synchronous=not self._asynchronous)
+        self._in_flight = self.client.log_batch(self.run_id, metrics=_metrics(values, step or 0),
+                                                synchronous=not self._asynchronous)
 
     def wait(self) -> None:
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is not None:
             in_flight.wait()  # raises the batch's MlflowException, if any
-
-    def tags(self, values: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
         if not path.exists():
@@ -279,16 +272,25 @@ class RunLog:
             path.write_text(content, encoding="utf-8")
             self.artifact(path)
 
-    def end(self, status=RunStatus.FINISHED, reason: str | None = None) -> None:
+    def end(self, status=RunStatus.FINISHED, reason: str | None = None, metrics: dict[str, float] | None = None,
+            tags: dict | None = None, epochs: dict | None = None) -> None:
+        """The run's last ``metrics``, ``epochs`` ({epoch: metrics}, each at its step) and ``tags`` (the end
+        ``reason`` among them) in one batch, then its status."""
         try:
             self.wait()
         except MlflowException:
             if status == "FINISHED":
                 raise  # the job fails, and its run ends FAILED
-        if reason:
-            self.client.set_tag(self.run_id, END_REASON_TAG, reason[:5000])
+        tags = {**(tags or {}), **({END_REASON_TAG: reason[:5000]} if reason else {})}
+        last = _metrics(metrics or {}, 0) + [m for epoch, named in (epochs or {}).items() for m in _metrics(named, epoch)]
+        if last or tags:
+            self.client.log_batch(self.run_id, metrics=last, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
 
+
+def _metrics(values: dict[str, float], step: int) -> list[Metric]:
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in values.items()]
 
 
 def _dataset(name: str, data, source: str, data_dir: Path) -> Dataset:

@@ -109,10 +109,9 @@ def job_of(trial) -> ConfirmJob:
     return ConfirmJob(trial.user_attrs[CONFIRMS_ATTR], dict(trial.params), trial.user_attrs[SEED_ATTR])
 
 
-def mark(trial: optuna.Trial, job: ConfirmJob) -> None:
-    trial.set_user_attr(ROLE_ATTR, "confirm")
-    trial.set_user_attr(CONFIRMS_ATTR, job.source)
-    trial.set_user_attr(SEED_ATTR, job.seed)
+def marks(job: ConfirmJob) -> dict:
+    """A confirmation trial's attributes: its role, the trial it repeats and its seed."""
+    return {ROLE_ATTR: "confirm", CONFIRMS_ATTR: job.source, SEED_ATTR: job.seed}
 
 
 class PinningSampler(BaseSampler):

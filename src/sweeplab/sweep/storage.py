@@ -17,6 +17,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweeplab import compat
 from sweeplab.errors import ConfigError, first_line
+from sweeplab.sqlite_wal import use_wal
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def open_storage(url: str, stale_trial_callback=None, patient: bool = False) -> 
             f"nor a journal file (path ending in .journal)"
         )
     _refuse_password(url)
+    use_wal(url)
     heartbeat_s = _heartbeat_interval()
     create = _patient(_create_tables_once) if patient else _create_tables_once
     try:

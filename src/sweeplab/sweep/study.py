@@ -90,12 +90,12 @@ def to_run_again(trial: FrozenTrial) -> bool:
                                                or str(reason).startswith(SCHEDULER_ENDED))
 
 
-def claim(trial: optuna.Trial, run_settings: dict | None = None) -> None:
+def claim(trial: optuna.Trial, run_settings: dict | None = None, attrs: dict | None = None) -> None:
     """Mark the trial with this process, so a later sweep on this host can tell that its owner died, and with the
-    settings of this run that may change between runs of a study (pruner, sampler, n_jobs, population)."""
-    trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
-    if run_settings:
-        trial.set_user_attr(RUN_SETTINGS_ATTR, run_settings)
+    settings of this run that may change between runs of a study (pruner, sampler, n_jobs, population); ``attrs``
+    (e.g. its role) are written with them, in one go."""
+    compat.set_user_attrs(trial, {WORKER_ATTR: f"{socket.gethostname()}:{os.getpid()}",
+                                  **({RUN_SETTINGS_ATTR: run_settings} if run_settings else {}), **(attrs or {})})
 
 
 def owned_running(study: optuna.Study) -> list[FrozenTrial]:

@@ -93,8 +93,7 @@ class TrialLink:
 
     def record(self, **values) -> None:
         """Results beside the objective (e.g. test accuracy), for the confirmation table."""
-        for name, value in values.items():
-            self.trial.set_user_attr(name, value)
+        compat.set_user_attrs(self.trial, values)
 
     def constrain(self, violations: dict[str, float]) -> None:
         """Each constraint's value (<= 0: met) where Optuna keeps it (``Trial.set_constraint``): the samplers that
@@ -102,12 +101,11 @@ class TrialLink:
         for name, value in violations.items():
             self.trial.set_constraint(name, value)
         if violations:
-            self.trial.set_user_attr(FEASIBLE_ATTR, all(v <= 0 for v in violations.values()))
+            compat.set_user_attrs(self.trial, {FEASIBLE_ATTR: all(v <= 0 for v in violations.values())})
 
     def remember(self, output_dir, run_id: str | None) -> None:
-        self.trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))
-        if run_id:
-            self.trial.set_user_attr(RUN_ID_ATTR, run_id)
+        compat.set_user_attrs(self.trial, {OUTPUT_DIR_ATTR: str(output_dir),
+                                           **({RUN_ID_ATTR: run_id} if run_id else {})})
 
 
 class Heartbeat:

@@ -199,10 +199,9 @@ class TrialLoop:
         trial = within_total(self.study, ask(self.study), self.plan.n_trials)
         if trial is None:
             return None  # another worker took the last search trial: its end decides what comes next
-        claim(trial, self.plan.run_settings)
-        if ROLE_ATTR not in trial.user_attrs:  # the baseline and warm-start trials came with theirs
-            trial.set_user_attr(ROLE_ATTR, "search")
-        return trial, self.configure(trial, self.study)
+        # the baseline and warm-start trials came with their role
+        claim(trial, self.plan.run_settings, {} if ROLE_ATTR in trial.user_attrs else {ROLE_ATTR: "search"})
+        return trial, configured(self.configure, trial, self.study)
 
     def _confirmation_trial(self, jobs: list):
         """The next confirmation trial: trial number i of the confirmation study runs job i."""
@@ -214,9 +213,15 @@ class TrialLoop:
             return WAIT
         job = jobs[trial.number]
         self.confirm_sampler.fixed[trial.number] = job.params  # before the trial suggests its values (in configure)
-        claim(trial, self.plan.run_settings)
-        confirmation.mark(trial, job)
-        return trial, [*self.configure(trial, study), f"seed={job.seed}", f"split_seed={self.split_seed}"]
+        claim(trial, self.plan.run_settings, confirmation.marks(job))
+        return trial, [*configured(self.configure, trial, study), f"seed={job.seed}", f"split_seed={self.split_seed}"]
+
+
+def configured(configure: Callable, trial: optuna.Trial, study: optuna.Study) -> list[str]:
+    """The trial's overrides; the user attributes that configuring sets (the official sweeper's fixed parameters,
+    one each) are written together, once its values are suggested."""
+    with compat.collected_user_attrs(trial):
+        return configure(trial, study)
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
