@@ -112,8 +112,7 @@ def _figure(workdir: Path, results: dict, seed: int):
     storage = JournalStorage(JournalFileBackend(str(workdir / "accuracy-vs-time" / JOURNAL_FILE)))
     study = optuna.load_study(study_name="accuracy-vs-time", storage=storage)
     metrics = [o["metric"] for o in results["objectives"]]
-    n_search = max(t.number for t in study.trials if CONFIRMS_ATTR not in t.user_attrs) + 1
-    return pareto_figure(study, n_search, metrics, confirmed_front(study, seed, metrics))
+    return pareto_figure(study, metrics, confirmed_front(study, seed, metrics))
 
 
 def _params(params: dict) -> str:

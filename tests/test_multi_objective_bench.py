@@ -41,3 +41,20 @@ def test_spread_keeps_both_ends_of_the_front():
     assert [t.number for t in spread(front, 2)] == [0, 6]
     assert len(spread(front, 10)) == 7
     assert dominates([1, 1], [1, 2], ["maximize", "minimize"]) and not dominates([1, 1], [1, 1], ["maximize"] * 2)
+
+
+@pytest.mark.slow
+def test_the_real_bench_runs_end_to_end_quick(tmp_path):
+    """bench/multi_objective.py --quick: both sweeps, the table and the figure (a smoke run on digits, ~20 s), so
+    the bench cannot silently break between the runs that fill docs/benchmarks.md."""
+    import subprocess
+
+    from tests.helpers import clean_env
+
+    figure = tmp_path / "front.png"
+    result = subprocess.run([sys.executable, str(BENCH / "multi_objective.py"), "--quick", "--out", str(figure)],
+                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| accuracy")]
+    assert any("(baseline)" in row for row in rows) and rows[-1].startswith("| accuracy (one objective)")
+    assert "hypervolume" in result.stdout and figure.stat().st_size > 0

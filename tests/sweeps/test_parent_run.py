@@ -122,3 +122,22 @@ def test_a_worker_that_stops_while_this_one_logs_the_model_leaves_the_parent_fin
     monkeypatch.setattr(parent_run, "_log_best_model", other_worker_stops_meanwhile)
     parent_run.finish(client, parent_id, study, results, "FINISHED")
     assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_a_killed_trials_run_is_found_and_failed_even_before_the_trial_named_it(new_sweep, tmp_path):
+    """A worker killed between its job's create_run and the trial's run-id attribute leaves a RUNNING child that no
+    trial names: the resumed sweep finds it by its tags and ends it FAILED, rather than adding a second child."""
+    from sweeplab.names import FAIL_REASON_ATTR, PARENT_TAG, RUN_ID_ATTR, STATE_TAG
+
+    space, study, client, parent_id, _ = new_study_with_parent(new_sweep, tmp_path, "orphan-run")
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL)
+    experiment = client.get_run(parent_id).info.experiment_id
+    orphan = client.create_run(experiment, tags={PARENT_TAG: parent_id, "optuna.study": study.study_name,
+                                                 "optuna.trial": str(trial.number)}).info.run_id
+    frozen = study.trials[0]
+    assert RUN_ID_ATTR not in frozen.user_attrs and FAIL_REASON_ATTR not in frozen.user_attrs
+    parent_run.fail_child_run(client, frozen, "its worker died", parent_id, study_name=study.study_name)
+    children = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'")
+    assert [c.info.run_id for c in children] == [orphan]
+    assert children[0].info.status == "FAILED" and children[0].data.tags[STATE_TAG] == "FAIL"

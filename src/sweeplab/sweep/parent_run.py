@@ -43,11 +43,15 @@ def attach(client: MlflowClient, experiment_id: str, study, created: bool, param
 
 
 def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str | None = None,
-                   status: str = "FAILED") -> None:
-    """End a failed trial's child run FAILED (KILLED when interrupted), so it does not stay RUNNING forever. A trial that failed before its
-    job could start a run (e.g. a value the data rejects) gets a FAILED child here: every trial has its child."""
+                   status: str = "FAILED", study_name: str | None = None) -> None:
+    """End a failed trial's child run FAILED (KILLED when interrupted), so it does not stay RUNNING forever: the run
+    the trial names, or else the one its job made before it could name it (the worker killed in between). A trial
+    that failed before its job could start a run (e.g. a value the data rejects) gets a FAILED child here: every
+    trial has its child."""
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
     try:
+        if not run_id and parent_run_id and study_name:
+            run_id = _unnamed_child(client, parent_run_id, study_name, trial.number)
         if not run_id:
             if parent_run_id:
                 _create_failed_child(client, parent_run_id, trial, reason)
@@ -57,6 +61,15 @@ def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str 
             client.set_terminated(run_id, status)
     except Exception as error:  # the server may be down as well; the trial is FAIL in Optuna regardless
         log.warning("could not end MLflow run %s of trial %d: %s", run_id, trial.number, error)
+
+
+def _unnamed_child(client: MlflowClient, parent_run_id: str, study_name: str, number: int) -> str | None:
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    escaped = study_name.replace("'", "\\'")
+    found = client.search_runs([experiment], max_results=1, filter_string=(
+        f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`optuna.study` = '{escaped}' and "
+        f"tags.`optuna.trial` = '{number}'"))
+    return found[0].info.run_id if found else None
 
 
 def _create_failed_child(client: MlflowClient, parent_run_id: str, trial, reason: str) -> None:

@@ -77,11 +77,11 @@ class StudySweeper(compat.OptunaSweeperImpl):
         confirm_study = open_confirm_study(study, plan.storage, confirm_sampler) if plan.confirm.enabled else None
         parent_id = self._attach_parent(study, created, plan) if plan.client else None
 
-        def on_failed(_study, trial) -> None:  # every failed trial ends with a FAILED child run, whenever it failed
+        def on_failed(failed_study, trial) -> None:  # every failed trial ends with a FAILED child run
             if plan.client:
                 reason = trial.user_attrs.get(FAIL_REASON_ATTR) or "its worker died"
                 parent_run.fail_child_run(plan.client, trial, reason, parent_id,
-                                          "KILLED" if reason == INTERRUPTED else "FAILED")
+                                          "KILLED" if reason == INTERRUPTED else "FAILED", failed_study.study_name)
 
         if hasattr(plan.storage, "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
             plan.storage.heartbeat_stale_trial_callback = on_failed
