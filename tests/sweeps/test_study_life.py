@@ -181,7 +181,7 @@ def interrupt(space, study_of, role: str, *extra) -> tuple:
 
 def test_ctrl_c_fails_the_running_trial_and_the_same_command_continues(new_sweep):
     space = new_sweep("interrupted")
-    command = ("hydra.sweeper.study_name=ctrlc", "epochs=300", "hydra.sweeper.n_trials=2",
+    command = ("hydra.sweeper.study_name=ctrlc", "epochs=100", "hydra.sweeper.n_trials=2",
                "hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=1")
     code, out, err, baseline = interrupt(space, lambda: space.study("ctrlc"), "baseline", *command)
     assert code == 130 and "Traceback" not in out + err, err[-3000:]
