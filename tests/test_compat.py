@@ -124,3 +124,14 @@ def test_several_user_attributes_in_a_database(tmp_path):
     trial = study.ask()
     compat.set_user_attrs(trial, {"a": 1, "b": "two"})
     assert study.trials[0].user_attrs == {"a": 1, "b": "two"}, CHECK
+
+
+def test_hydras_run_job_parts_for_in_process_jobs(tmp_path):
+    """sweep/in_process.py runs a job with these parts of Hydra's run_job."""
+    from omegaconf import OmegaConf
+
+    compat.save_config(OmegaConf.create({"batch_size": 64}), "config.yaml", tmp_path / ".hydra")
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == "batch_size: 64\n", CHECK
+    with compat.execution_whitelist([], reset=True):
+        pass  # a context manager, as run_job uses it
+    assert callable(compat.log_job_error_to_file), CHECK
