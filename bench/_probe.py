@@ -79,7 +79,7 @@ FINISH = "tracking: final metrics, artifacts, status"
 
 
 def instrument_job() -> None:
-    from sweeplab import job, tracking
+    from sweeplab import job, run_log, tracking
 
     tracking.connect = CLOCK.phase("tracking: connect (store init / schema check)", tracking.connect)
     job.load_data = CLOCK.phase("data: load + split", job.load_data)
@@ -87,7 +87,7 @@ def instrument_job() -> None:
     job._start_run = CLOCK.phase("tracking: experiment + start run (params, tags, config)", job._start_run)
     job.evaluate = CLOCK.phase("final: test evaluation", job.evaluate)
     for name in ("metrics", "tags", "artifact", "end"):
-        setattr(tracking.RunLog, name, CLOCK.phase(FINISH, getattr(tracking.RunLog, name), unless_inside=PER_EPOCH))
+        setattr(run_log.RunLog, name, CLOCK.phase(FINISH, getattr(run_log.RunLog, name), unless_inside=PER_EPOCH))
     fit = job.fit
 
     def timed_fit(*args, on_epoch=lambda metrics: None, **kwargs):

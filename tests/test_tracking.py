@@ -5,6 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweeplab import tracking
+from sweeplab.run_log import RunLog
 from sweeplab.job import run_job
 from sweeplab.training import NonFiniteLoss
 from sweeplab.names import END_REASON_TAG, STATE_TAG, WEIGHTS_FILE
@@ -91,7 +92,7 @@ def test_trials_starting_together_log_the_same_dataset(tmp_path, mlflow_template
     experiment = client.create_experiment("race", artifact_location=str(tmp_path / "mlruns"))
     data = SimpleNamespace(train=(torch.zeros(4, 1, 2, 2), torch.arange(4)), test=(torch.zeros(2, 1, 2, 2),
                            torch.arange(2)), num_classes=4, input_shape=(1, 2, 2))
-    runs = [tracking.RunLog(client, client.create_run(experiment).info.run_id) for _ in range(8)]
+    runs = [RunLog(client, client.create_run(experiment).info.run_id) for _ in range(8)]
     meet, errors = threading.Barrier(len(runs)), []
 
     def log(run):

@@ -289,7 +289,7 @@ def _tracking():
     return tracking
 
 
-def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, parent_run_id) -> "tracking.RunLog":
+def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, parent_run_id):
     tracking = _tracking()
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment, cfg.mlflow.artifact_location)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -300,7 +300,9 @@ def _start_run(cfg, client, settings, labels: RunLabels, trial, output_dir, pare
     confirming = trial is not None and trial.role == "confirm"
     name = str(cfg.mlflow.run_name) if cfg.mlflow.run_name else labels.name(
         settings.batch_size, cfg.optimizer.get("lr"), trial, settings.seed if confirming else None)
-    run = tracking.RunLog.start(client, experiment_id, name, tracking.flatten(resolved), tags,
+    from sweeplab.run_log import RunLog
+
+    run = RunLog.start(client, experiment_id, name, tracking.flatten(resolved), tags,
                                 parent_run_id=trial.parent_run_id if trial else parent_run_id)
     run.text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     return run

@@ -1,26 +1,21 @@
-"""MLflow tracking: one run per job, written through MlflowClient (no global active-run state to inherit)."""
+"""MLflow tracking: the store or server reached and checked, the experiment, the run's params as flat keys; a run's
+writes are sweeplab.run_log's (through MlflowClient: no global active-run state to inherit)."""
 import functools
-import hashlib
-import json
 import os
-import re
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import get_default_host_creds, read_mlflow_creds
 from mlflow.utils.rest_utils import http_request
 
 from sweeplab.errors import TrackingError, first_line
-from sweeplab.names import END_REASON_TAG, EXPERIMENT_KIND_TAG, PARENT_TAG
+from sweeplab.names import EXPERIMENT_KIND_TAG
 from sweeplab.paths import project_root
 from sweeplab.sqlite_wal import use_wal
 
@@ -158,18 +153,6 @@ def _get_or_create_experiment(client: MlflowClient, name: str, artifact_root: st
         raise TrackingError(f"MLflow tracking store {client.tracking_uri} failed: {first_line(error)}") from None
 
 
-def dataset_digest(data) -> str:
-    """A short fingerprint of the splits: their shapes and labels, and a strided sample of the inputs (hashing every
-    pixel of a large dataset would cost more than the job's start-up)."""
-    digest = hashlib.sha256()
-    for inputs, labels in (data.train, data.test):
-        digest.update(repr((tuple(inputs.shape), str(inputs.dtype))).encode())
-        digest.update(labels.cpu().numpy().tobytes())
-        step = max(1, len(inputs) // 64)
-        digest.update(inputs[::step].contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def where_to_look(tracking_uri: str, experiment_id: str, default_db: Path) -> str:
     """How a user opens an experiment's runs table. MLflow 3's UI opens an experiment in its GenAI view unless
     asked for the runs (whatever the experiment's tags say), so the address names the runs page."""
@@ -200,108 +183,3 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = str(value)
     return flat
-
-
-class RunLog:
-    """One MLflow run: params and tags at the start, metrics by epoch, artifacts and a final status."""
-
-    def __init__(self, client: MlflowClient, run_id: str, artifact_uri: str | None = None):
-        self.client = client
-        self.run_id = run_id
-        # The run's artifact store, from the run as created: MlflowClient.log_artifact reads the whole run back
-        # (params, metrics, tags) to find it, the largest part of a short trial's artifact logging.
-        self._artifacts = get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri) \
-            if artifact_uri else None
-        self._in_flight = None  # the last metrics batch, written by MLflow's async logging thread
-        # A server takes writes from many clients at once; an SQLite file has one writer, and a background thread
-        # writing to it makes the job's own writes wait for its lock (about a second per trial, measured).
-        self._asynchronous = urlparse(client.tracking_uri).scheme in ("http", "https")
-
-    @classmethod
-    def start(cls, client, experiment_id, run_name, params: dict, tags: dict, parent_run_id=None) -> "RunLog":
-        tags = {k: str(v) for k, v in tags.items() if v is not None}
-        if parent_run_id:
-            tags[PARENT_TAG] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-        log = cls(client, run.info.run_id, run.info.artifact_uri)
-        try:
-            log.client.log_batch(log.run_id, params=[Param(k, v) for k, v in params.items()])
-        except Exception:
-            log.end(RunStatus.FAILED, "could not log params")
-            raise
-        return log
-
-    def dataset(self, name: str, data, source: str, data_dir: Path) -> None:
-        """The training data as an MLflow dataset input (the runs table's Dataset column): name, digest, source.
-        MLflow stores the dataset once per experiment (by name and digest); each run links to it."""
-        inputs = [DatasetInput(_dataset(name, data, source, data_dir), [InputTag("mlflow.data.context", "train")])]
-        try:
-            self.client.log_inputs(self.run_id, inputs)
-        except MlflowException as error:
-            # MLflow looks the dataset up, then inserts it: two trials that start together both insert, and the
-            # loser hits the table's unique key. Once more, it finds the winner's row and links the run to it.
-            if not re.search(r"UNIQUE constraint|duplicate key|IntegrityError", str(error)):
-                raise
-            self.client.log_inputs(self.run_id, inputs)
-
-    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        """On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time
-        is in flight, and ``end`` waits for it, so a finished run holds everything, and a crash loses at most the
-        batch in flight. On a database store, written at once."""
-        self.wait()
-        self._in_flight = self.client.log_batch(self.run_id, metrics=_metrics(values, step or 0),
-                                                synchronous=not self._asynchronous)
-
-    def wait(self) -> None:
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.wait()  # raises the batch's MlflowException, if any
-
-    def artifact(self, path: Path, folder: str | None = None) -> None:
-        if not path.exists():
-            return
-        if self._artifacts is None:  # a RunLog of a run id alone
-            (self.client.log_artifacts if path.is_dir() else self.client.log_artifact)(self.run_id, str(path), folder)
-        else:
-            (self._artifacts.log_artifacts if path.is_dir() else self._artifacts.log_artifact)(str(path), folder)
-
-    def text(self, content: str, file_name: str) -> None:
-        """``content`` as the artifact ``file_name`` (MlflowClient.log_text, through the run's own store)."""
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / file_name
-            path.write_text(content, encoding="utf-8")
-            self.artifact(path)
-
-    def end(self, status=RunStatus.FINISHED, reason: str | None = None, metrics: dict[str, float] | None = None,
-            tags: dict | None = None, epochs: dict | None = None) -> None:
-        """The run's last ``metrics``, ``epochs`` ({epoch: metrics}, each at its step) and ``tags`` (the end
-        ``reason`` among them) in one batch, then its status."""
-        try:
-            self.wait()
-        except MlflowException:
-            if status == "FINISHED":
-                raise  # the job fails, and its run ends FAILED
-        tags = {**(tags or {}), **({END_REASON_TAG: reason[:5000]} if reason else {})}
-        last = _metrics(metrics or {}, 0) + [m for epoch, named in (epochs or {}).items() for m in _metrics(named, epoch)]
-        if last or tags:
-            self.client.log_batch(self.run_id, metrics=last, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)
-
-
-def _metrics(values: dict[str, float], step: int) -> list[Metric]:
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, step) for k, v in values.items()]
-
-
-def _dataset(name: str, data, source: str, data_dir: Path) -> Dataset:
-    """The dataset entity of a job's data; the jobs of one process that share their data (see job.load_data) share
-    it too, so its digest is computed once."""
-    if _last_dataset.get("of") is not data or _last_dataset.get("key") != (name, source, data_dir):
-        profile = json.dumps({"train": len(data.train[1]), "test": len(data.test[1]), "classes": data.num_classes,
-                              "input_shape": list(data.input_shape)})
-        dataset = Dataset(name, dataset_digest(data), "sweeplab", f"{source} in {data_dir}", profile=profile)
-        _last_dataset.update(of=data, key=(name, source, data_dir), dataset=dataset)
-    return _last_dataset["dataset"]
-
-
-_last_dataset: dict = {}
