@@ -4,6 +4,7 @@
     python bench/trial_overhead.py --trials 100 --repeats 3
     mkdir /tmp/before && git archive COMMIT | tar -x -C /tmp/before
     python bench/trial_overhead.py --baseline /tmp/before  # before / after, sweeps alternating, same machine load
+    python bench/trial_overhead.py --trials 32 --epochs 5 --population 32   # a population's per-epoch bookkeeping
 
 Runs the real `train.py -m hydra/sweeper=optuna` (sampler TPE, so that the GP sampler's own cost is not mixed in;
 no confirmation; one thread; the basic launcher, which runs the trials in the sweep's process) in a fresh folder
@@ -42,12 +43,13 @@ IN_JOB = ["setup", "tracking", "optuna", "epochs", "evaluation", "checkpoint"]
 KEYS = ["sampler", "launch", *IN_JOB, "job-other", "fixed"]
 
 
-def sweep_command(python: str, root: Path, workdir: Path, trials: int, epochs: int) -> list[str]:
+def sweep_command(python: str, root: Path, workdir: Path, trials: int, epochs: int, population: int = 1) -> list[str]:
     return [
         python, str(root / "train.py"), "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=tpe",
         "dataset=digits", f"epochs={epochs}", f"hydra.sweeper.n_trials={trials}", "hydra.sweeper.confirm.top_k=0",
         "threads=1", "progress=false", "hydra.sweeper.study_name=overhead", f"hydra.sweep.dir={workdir}/sweep",
         f"mlflow.tracking_uri=sqlite:///{workdir}/mlflow.db", f"mlflow.artifact_location={workdir}/mlruns",
+        *([f"hydra.sweeper.population={population}"] if population > 1 else []),
     ]
 
 
@@ -59,7 +61,7 @@ def empty_store(python: str, folder: Path) -> Path:
     return path
 
 
-def run_sweep(python: str, root: Path, trials: int, epochs: int, store: Path) -> dict:
+def run_sweep(python: str, root: Path, trials: int, epochs: int, store: Path, population: int = 1) -> dict:
     """One sweep in a fresh folder: wall, CPU, per-trial sections (if the tree writes them) and store sizes."""
     with tempfile.TemporaryDirectory(prefix="sweeplab-overhead-") as folder:
         workdir = Path(folder)
@@ -67,7 +69,7 @@ def run_sweep(python: str, root: Path, trials: int, epochs: int, store: Path) ->
         timings = workdir / "timings.jsonl"
         env = {**os.environ, "SWEEPLAB_TIMINGS": str(timings), "PYTHONPATH": str(root / "src")}
         started = time.perf_counter()
-        process = subprocess.Popen(sweep_command(python, root, workdir, trials, epochs), cwd=root, env=env,
+        process = subprocess.Popen(sweep_command(python, root, workdir, trials, epochs, population), cwd=root, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         stderr = process.stderr.read()
         _, status, usage = os.wait4(process.pid, 0)
@@ -115,6 +117,8 @@ def breakdown(lines: list[str], trials: int, wall: float) -> dict:
     result["start_and_end_s"] = wall - sum(sum(t.get(k, 0.0) for k in ("sampler", "launch", "optuna"))
                                            for t in per_trial.values())
     result["epochs_total"] = epochs
+    for name in ("tracking", "optuna", "setup"):  # whole-sweep sums: a population job's members share one record
+        result[f"total.{name}"] = sum(sections.get(name, 0.0) for sections in per_trial.values())
     return result
 
 
@@ -148,6 +152,8 @@ def summary(label: str, results: list[dict]) -> list[str]:
                      f"(interpreter, imports, plan, parent run, report) {mean('sections', 'start_and_end_s'):.2f} s")
         loop = sum(mean("sections", k) for k in KEYS[:-1] if k != "epochs")
         lines.append(f"  in the loop (every trial after the first, epochs left out): {loop:.3f} s per trial")
+        lines.append("  whole sweep, wall s: " + "  ".join(f"{k} {mean('sections', 'total.' + k):.2f}"
+                                                           for k in ("tracking", "optuna", "setup")))
     lines.append(f"  store per trial: mlflow.db {mean('mlflow_db_bytes') / 1024:.1f} KiB, optuna.journal "
                  f"{mean('journal_bytes') / 1024:.1f} KiB, mlruns {mean('mlruns_bytes') / 1024:.1f} KiB")
     return lines
@@ -159,6 +165,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--baseline", type=Path, help="another sweeplab tree (e.g. from git archive) to compare")
+    parser.add_argument("--population", type=int, default=1,
+                        help="trials per stacked job (hydra.sweeper.population): the members' per-epoch bookkeeping")
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--json", type=Path, help="also write every sweep's figures here")
     args = parser.parse_args()
@@ -168,7 +176,7 @@ def main() -> int:
         store = empty_store(args.python, Path(folder))
         for _ in range(args.repeats):  # alternate, so that both see the same machine load
             for label, root in trees.items():
-                results[label].append(run_sweep(args.python, root, args.trials, args.epochs, store))
+                results[label].append(run_sweep(args.python, root, args.trials, args.epochs, store, args.population))
     for label in trees:
         print("\n".join(summary(label, results[label])))
     if args.json:

@@ -1,6 +1,7 @@
 """Each private Hydra, hydra-optuna-sweeper and Optuna API that sweeplab.compat names still works as sweeplab uses
 it. A failure names the installed versions: pin them back, or adapt sweeplab.compat to the new release."""
 import inspect
+import time
 
 import optuna
 import pytest
@@ -34,6 +35,13 @@ def test_trial_ids_waiting_trials_and_heartbeats(tmp_path):
     compat.set_trial_waiting(study, trial)
     assert study.trials[0].state == optuna.trial.TrialState.WAITING, CHECK
     assert compat.is_heartbeat_enabled(storage) is True, CHECK
+    silent = RDBStorage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=1)
+    quiet = optuna.create_study(storage=silent)
+    running = quiet.ask()
+    silent.record_heartbeat(compat.trial_id(running))
+    time.sleep(2.5)  # SQLite's now() counts whole seconds
+    assert compat.stale_trial_ids(quiet) == [compat.trial_id(running)], CHECK
+    assert compat.stale_trial_ids(optuna.create_study()) == [], CHECK  # no heartbeats in memory
     for name in compat.RDB_PRIVATE_OPERATIONS:
         assert inspect.isfunction(inspect.getattr_static(RDBStorage, name, None)), f"RDBStorage.{name}: {CHECK}"
 

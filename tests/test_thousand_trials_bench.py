@@ -23,7 +23,8 @@ def test_the_small_thousand_trials_bench_prints_its_table(tmp_path):
     for row, search in zip(rows, (16, 2)):
         trials, wall, per_minute = int(row[1]), float(row[2]), int(row[3])
         assert trials > search  # the search, then its confirmation
-        assert wall > 0 and per_minute == round(60 * trials / wall)
+        assert wall > 0  # printed to 0.1 s; trials per minute come from the unrounded wall time
+        assert round(60 * trials / (wall + 0.05)) <= per_minute <= round(60 * trials / max(wall - 0.05, 1e-3))
         assert "batch_size=" in row[5] and row[6].strip().endswith("%") and row[7].strip().endswith("pp")
     assert lines[-1].startswith("confirmed answers differ by ")
     assert (tmp_path / "thousand" / "optuna.journal").is_file() and (tmp_path / "one-at-a-time").is_dir()

@@ -132,3 +132,39 @@ def test_sqlite_stores_run_in_wal_mode_and_other_databases_are_left_alone(tmp_pa
             return connection.execute("PRAGMA journal_mode").fetchone()[0]
 
     assert (mode("mlflow.db"), mode("optuna.db"), mode("other.db")) == ("wal", "wal", "delete")
+
+
+def test_epoch_curves_are_written_at_most_once_a_second_and_whole_at_the_end(tmp_path, mlflow_template, monkeypatch):
+    """A population's members would each write every epoch: a run writes its first epoch at once, holds the next
+    ones back while its last write is under CURVE_WRITE_S old, and writes them with its end, each at its own step
+    and time. A run that ends early (failed, pruned, interrupted) keeps its held epochs too."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from sweeplab import run_log
+
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("curves", artifact_location=str(tmp_path / "mlruns"))
+
+    def steps(run):
+        return [(m.step, m.value) for m in client.get_metric_history(run.run_id, "val_accuracy")]
+
+    for status in ("FINISHED", "KILLED"):
+        run = RunLog.start(client, experiment, status, {}, {})
+        run.metrics({"val_accuracy": 0.5}, step=1)
+        assert steps(run) == [(1, 0.5)]  # the first epoch at once
+        monkeypatch.setattr(run_log, "CURVE_WRITE_S", 3600.0)
+        run.metrics({"val_accuracy": 0.6}, step=2)
+        run.metrics({"val_accuracy": 0.7}, step=3)
+        assert steps(run) == [(1, 0.5)]  # held back
+        run.end(status, metrics={"best_val_accuracy": 0.7})
+        assert steps(run) == [(1, 0.5), (2, 0.6), (3, 0.7)]
+        assert client.get_run(run.run_id).info.status == status
+        monkeypatch.undo()
+    monkeypatch.setattr(run_log, "CURVE_WRITE_S", 0.0)
+    run = RunLog.start(client, experiment, "every epoch", {}, {})
+    for step in (1, 2):
+        run.metrics({"val_accuracy": step / 10}, step=step)
+    assert steps(run) == [(1, 0.1), (2, 0.2)]  # no interval: each epoch at once

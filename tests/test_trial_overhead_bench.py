@@ -23,5 +23,6 @@ def test_the_bench_breaks_a_trial_down_into_its_sections(tmp_path):
     assert SECTIONS <= set(sections) and {f"cpu.{s}" for s in SECTIONS - {"fixed", "epochs"}} <= set(sections)
     assert all(sections[s] > 0 for s in ("sampler", "launch", "setup", "tracking", "epochs", "evaluation"))
     assert sweep["overhead_s"] > 0 and sweep["wall_s"] > sections["epochs_total"] > 0
+    assert sections["total.tracking"] >= 2 * sections["tracking"] > 0  # the whole sweep's sum beside the mean
     assert sweep["mlflow_db_bytes"] > 0 and sweep["journal_bytes"] > 0 and sweep["mlruns_bytes"] > 0
     assert "overhead (wall minus epochs) per trial" in result.stdout and "store per trial" in result.stdout

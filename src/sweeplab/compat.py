@@ -34,7 +34,7 @@ RDB_PRIVATE_OPERATIONS = ["_get_stale_trial_ids", "_create_new_trial", "_set_tri
 __all__ = ["ConfigRepository", "ConfigSearchPathImpl", "create_config_search_path", "get_args_parser",
            "execution_whitelist", "log_job_error_to_file", "save_config",
            "RDB_PRIVATE_OPERATIONS", "versions", "trial_id", "storage_of", "set_trial_waiting", "return_value",
-           "launcher_params", "set_user_attrs", "collected_user_attrs", *_LAZY]
+           "launcher_params", "set_user_attrs", "stale_trial_ids", "collected_user_attrs", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -57,6 +57,15 @@ def trial_id(trial) -> int:
 def storage_of(study):
     """The storage a study lives in (Study keeps it private)."""
     return study._storage
+
+
+def stale_trial_ids(study) -> list[int]:
+    """The RUNNING trials whose heartbeat went silent, before Optuna's fail_stale_trials fails them (none without
+    heartbeats)."""
+    storage = study._storage
+    if not import_module("optuna.storages._heartbeat").is_heartbeat_enabled(storage):
+        return []
+    return storage._get_stale_trial_ids(study._study_id)
 
 
 def set_trial_waiting(study, trial) -> None:

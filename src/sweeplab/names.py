@@ -34,6 +34,8 @@ FIXED_PARAMS_ATTR = "sweeplab.fixed_params"
 RUN_SETTINGS_ATTR = "sweeplab.run_settings"  # pruner, sampler, n_jobs, population of the run that asked the trial
 INTERRUPTED = "interrupted"  # a trial's fail_reason when Ctrl-C or SIGTERM stopped it: a rerun runs it again
 WORKER_DIED = "its worker process died"
+# a trial whose worker died after its job had ended its MLflow run FINISHED: its values were read back from that run
+RECOVERED_ATTR = "sweeplab.recovered_from_run"
 # A trial whose job the scheduler ended (scancel, time limit, lost node: sweeplab.slurm.ended.SlurmJobEnded) has a
 # fail_reason that starts with this: like an interrupted one, its baseline or confirmation job runs again on a rerun.
 SCHEDULER_ENDED = "SlurmJobEnded:"

@@ -3,6 +3,7 @@ epoch, artifacts straight to the run's artifact store, the last metrics and tags
 import functools
 import hashlib
 import json
+import math
 import re
 import tempfile
 import time
@@ -16,6 +17,9 @@ from mlflow.tracking import MlflowClient
 
 from sweeplab.names import END_REASON_TAG, PARENT_TAG
 
+CURVE_WRITE_S = 1.0  # a run's epoch metrics are written at most this often (the rest with the next write or its end)
+MAX_PENDING_METRICS = 500  # MLflow takes at most 1 000 metrics in a batch: the end's batch adds its own
+
 
 class RunLog:
     """One MLflow run: params and tags at the start, metrics by epoch, artifacts and a final status."""
@@ -25,6 +29,8 @@ class RunLog:
         self.run_id = run_id
         self._artifact_uri = artifact_uri  # the run's as created (else read back once, when first needed)
         self._in_flight = None  # the last metrics batch, written by MLflow's async logging thread
+        self._pending: list[Metric] = []  # epochs' metrics not written yet (see metrics)
+        self._written = -math.inf  # time.monotonic() of the last metrics write
         # A server takes writes from many clients at once; an SQLite file has one writer, and a background thread
         # writing to it makes the job's own writes wait for its lock (about a second per trial, measured).
         self._asynchronous = urlparse(client.tracking_uri).scheme in ("http", "https")
@@ -57,12 +63,23 @@ class RunLog:
             self.client.log_inputs(self.run_id, inputs)
 
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        """On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time
-        is in flight, and ``end`` waits for it, so a finished run holds everything, and a crash loses at most the
-        batch in flight. On a database store, written at once."""
+        """An epoch's metrics, stamped now. They are written at once when the run's last write is CURVE_WRITE_S old
+        (the first epoch's always), else with the next write or the run's end: a population's K members write their
+        curves in one round a second, not K writes an epoch. Killed outright, a run loses at most that second.
+
+        On a tracking server, written while the job goes on (MLflow's asynchronous logging): one batch at a time is
+        in flight, and ``end`` waits for it. On a database store, written at once."""
+        self._pending += _metrics(values, step or 0)
+        if time.monotonic() - self._written >= CURVE_WRITE_S or len(self._pending) >= MAX_PENDING_METRICS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the metrics held back."""
         self.wait()
-        self._in_flight = self.client.log_batch(self.run_id, metrics=_metrics(values, step or 0),
-                                                synchronous=not self._asynchronous)
+        pending, self._pending = self._pending, []
+        if pending:
+            self._in_flight = self.client.log_batch(self.run_id, metrics=pending, synchronous=not self._asynchronous)
+        self._written = time.monotonic()
 
     def wait(self) -> None:
         in_flight, self._in_flight = self._in_flight, None
@@ -99,7 +116,9 @@ class RunLog:
             if status == "FINISHED":
                 raise  # the job fails, and its run ends FAILED
         tags = {**(tags or {}), **({END_REASON_TAG: reason[:5000]} if reason else {})}
-        last = _metrics(metrics or {}, 0) + [m for epoch, named in (epochs or {}).items() for m in _metrics(named, epoch)]
+        last = self._pending + _metrics(metrics or {}, 0) + [
+            m for epoch, named in (epochs or {}).items() for m in _metrics(named, epoch)]
+        self._pending = []
         if last or tags:
             self.client.log_batch(self.run_id, metrics=last, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status) if isinstance(status, int) else status)

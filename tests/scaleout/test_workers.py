@@ -161,17 +161,25 @@ def test_stale_heartbeat_fails_a_trial_of_a_worker_on_another_host(study, monkey
     failed = []  # the sweeper hands its on_failed to the storage like this (it ends the trial's MLflow run)
     storage = open_storage(study.servers.postgres, stale_trial_callback=lambda s, t: failed.append(t.number))
     shared = optuna.create_study(study_name=study.name, storage=storage, direction="maximize")
-    dead, alive = shared.ask(), shared.ask()
-    for trial in (dead, alive):
+    dead, alive, done = shared.ask(), shared.ask(), shared.ask()
+    for trial in (dead, alive, done):
         trial.set_user_attr(WORKER_ATTR, "another-host:4242")  # not this host: its pid cannot be checked
-    with Heartbeat(storage, [dead._trial_id]):
+    client = study.client()  # done's job ended its run; its worker died before telling Optuna
+    experiment = client.create_experiment(f"stale-{uuid.uuid4().hex[:8]}")
+    done_run = client.create_run(experiment, tags={STATE_TAG: "COMPLETE"}).info.run_id
+    client.log_metric(done_run, "best_val_accuracy", 0.75)
+    client.set_terminated(done_run, "FINISHED")
+    done.set_user_attr(RUN_ID_ATTR, done_run)
+    with Heartbeat(storage, [dead._trial_id, done._trial_id]):
         pass  # one beat, then silence, as when its worker is SIGKILLed
     with Heartbeat(storage, [alive._trial_id]):
         time.sleep(5.5)  # > the 4 s grace period
-        reaped = reap_dead_trials(shared, on_failed=lambda s, t: failed.append(t.number))
+        reaped = reap_dead_trials(shared, on_failed=lambda s, t: failed.append(t.number), recover=lambda s, t: (
+            parent_run.recorded_result(client, t, ("val_accuracy",))))
     assert reaped == [dead.number] and failed == [dead.number]
     assert shared.trials[dead.number].state == TrialState.FAIL
     assert shared.trials[alive.number].state == TrialState.RUNNING
+    assert shared.trials[done.number].state == TrialState.COMPLETE and shared.trials[done.number].value == 0.75
 
 
 @pytest.mark.parametrize("server", ["postgres", "mlflow"])

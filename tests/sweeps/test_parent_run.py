@@ -141,3 +141,39 @@ def test_a_killed_trials_run_is_found_and_failed_even_before_the_trial_named_it(
     children = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'")
     assert [c.info.run_id for c in children] == [orphan]
     assert children[0].info.status == "FAILED" and children[0].data.tags[STATE_TAG] == "FAIL"
+
+
+def test_a_trial_whose_worker_died_after_its_job_finished_keeps_the_recorded_result(new_sweep, tmp_path):
+    """A worker killed between its job's end (run FINISHED, state COMPLETE) and telling the study: the next sweep
+    reads the result back from the run and completes the trial with it, instead of failing a trained trial. A dead
+    worker's trial whose run had not finished is FAIL, as before."""
+    import socket
+    import subprocess
+    import sys
+
+    from sweeplab.names import FAIL_REASON_ATTR, PARENT_TAG, RECOVERED_ATTR, RUN_ID_ATTR, STATE_TAG, WORKER_ATTR, \
+        WORKER_DIED
+    from sweeplab.sweep.study import reap_dead_trials
+
+    space, study, client, parent_id, _ = new_study_with_parent(new_sweep, tmp_path, "dead-after-its-job")
+    experiment = client.get_run(parent_id).info.experiment_id
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    finished, training = study.ask(), study.ask()
+    for trial in (finished, training):
+        run_id = client.create_run(experiment, tags={PARENT_TAG: parent_id}).info.run_id
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{gone.pid}")
+    finished_run = study.trials[finished.number].user_attrs[RUN_ID_ATTR]
+    client.log_metric(finished_run, "best_val_accuracy", 0.875)
+    client.set_tag(finished_run, STATE_TAG, "COMPLETE")
+    client.set_terminated(finished_run, "FINISHED")
+
+    failed = []
+    reaped = reap_dead_trials(study, on_failed=lambda s, t: failed.append(t.number), recover=lambda s, t: (
+        parent_run.recorded_result(client, t, ("val_accuracy",), parent_id, s.study_name)))
+    recovered, lost = study.trials[finished.number], study.trials[training.number]
+    assert recovered.state == TrialState.COMPLETE and recovered.value == 0.875
+    assert recovered.user_attrs[RECOVERED_ATTR] == finished_run
+    assert lost.state == TrialState.FAIL and lost.user_attrs[FAIL_REASON_ATTR] == WORKER_DIED
+    assert reaped == failed == [training.number]

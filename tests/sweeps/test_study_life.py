@@ -184,7 +184,7 @@ def test_ctrl_c_fails_the_running_trial_and_the_same_command_continues(new_sweep
     command = ("hydra.sweeper.study_name=ctrlc", "epochs=100", "hydra.sweeper.n_trials=2",
                "hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=1")
     code, out, err, baseline = interrupt(space, lambda: space.study("ctrlc"), "baseline", *command)
-    assert code == 130 and "Traceback" not in out + err, err[-3000:]
+    assert code == 130 and "Traceback" not in out + err, out[-4000:] + err[-3000:]
     after = err[err.index("interrupted"):].strip().splitlines() if "interrupted" in err else []
     assert 1 <= len(after) <= 3 and after[0].startswith("interrupted (SIGINT): study ctrlc: 0 of 2 search"), err[-2000:]
     stopped = space.study("ctrlc").trials[baseline.number]

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from sweeplab.errors import first_line
 from sweeplab.labels import values_text
+from sweeplab.objective import summary_key
 from sweeplab.report.model import as_table
 from sweeplab.sweep.report import objective_name
 from sweeplab.names import (
@@ -61,6 +62,23 @@ def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str 
             client.set_terminated(run_id, status)
     except Exception as error:  # the server may be down as well; the trial is FAIL in Optuna regardless
         log.warning("could not end MLflow run %s of trial %d: %s", run_id, trial.number, error)
+
+
+def recorded_result(client: MlflowClient, trial, metrics: tuple, parent_run_id: str | None = None,
+                    study_name: str | None = None) -> tuple[str, list[float]] | None:
+    """A trial's run and objective values as its job recorded them, when the job ended its run FINISHED and COMPLETE
+    (its worker then died before telling the study); None when the run is missing, unfinished or incomplete."""
+    try:
+        run_id = trial.user_attrs.get(RUN_ID_ATTR) or (
+            _unnamed_child(client, parent_run_id, study_name, trial.number) if parent_run_id and study_name else None)
+        run = client.get_run(run_id) if run_id else None
+    except Exception as error:  # the server may be down: the trial is failed as its worker's, as before
+        log.warning("could not read the MLflow run of trial %d: %s", trial.number, error)
+        return None
+    if not run or run.info.status != "FINISHED" or run.data.tags.get(STATE_TAG) != "COMPLETE":
+        return None
+    values = [run.data.metrics.get(summary_key(m)) for m in metrics]
+    return None if None in values else (run_id, values)
 
 
 def _unnamed_child(client: MlflowClient, parent_run_id: str, study_name: str, number: int) -> str | None:

@@ -13,8 +13,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.names import (
-    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, ROLE_ATTR, RUN_SETTINGS_ATTR, SCHEDULER_ENDED,
-    WORKER_ATTR, WORKER_DIED,
+    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, RECOVERED_ATTR, ROLE_ATTR, RUN_SETTINGS_ATTR,
+    SCHEDULER_ENDED, WORKER_ATTR, WORKER_DIED,
 )
 from sweeplab import compat
 
@@ -105,20 +105,33 @@ def owned_running(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in running if t.user_attrs.get(WORKER_ATTR) == me]
 
 
-def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
+def reap_dead_trials(study: optuna.Study, on_failed, recover=None) -> list[int]:
     """FAIL the RUNNING trials whose worker is gone: stale heartbeats (database storages, any host) and
-    owner processes that no longer exist (any storage, this host). ``on_failed(study, trial)`` is called for each."""
+    owner processes that no longer exist (any storage, this host). ``on_failed(study, trial)`` is called for each.
+
+    A worker killed after its job had ended but before it told the study leaves a trial whose result is recorded
+    elsewhere: ``recover(study, trial)`` gives its values (from its MLflow run) or None, and such a trial is COMPLETE
+    with them instead of FAIL, so nothing already reported is lost."""
+    host = socket.gethostname()
+
+    def owner_died(trial: FrozenTrial) -> bool:
+        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
+        return worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
+
     reaped = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if recover:
+            stale = set(compat.stale_trial_ids(study))
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if compat.trial_id(trial) in stale or owner_died(trial):
+                    _recover(study, trial, recover)
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         optuna.storages.fail_stale_trials(study)  # runs the storage's heartbeat_stale_trial_callback
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     reaped.extend(sorted(before - after))
-    host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
-        if worker_host != host or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not owner_died(trial):
             continue
         optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(FAIL_REASON_ATTR, WORKER_DIED)
         study.tell(trial.number, state=TrialState.FAIL)
@@ -127,6 +140,20 @@ def reap_dead_trials(study: optuna.Study, on_failed) -> list[int]:
     if reaped:
         log.warning("Marked trials %s FAIL: their workers died while running them", reaped)
     return reaped
+
+
+def _recover(study: optuna.Study, trial: FrozenTrial, recover) -> None:
+    recorded = recover(study, trial)
+    if recorded is None:
+        return
+    run_id, values = recorded
+    try:
+        optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(RECOVERED_ATTR, run_id)
+        study.tell(trial.number, state=TrialState.COMPLETE, values=values)
+    except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):  # another worker ended it meanwhile
+        return
+    log.warning("Trial %d: its worker died after its job finished; its result %s is read back from MLflow run %s",
+                trial.number, values, run_id)
 
 
 def _alive(pid: int) -> bool:

@@ -6,7 +6,6 @@ fresh seeds, job directories are named by trial number, each job gets a link to 
 failures are recorded and counted, and the study has one MLflow parent run. Errors travel as exceptions; the Hydra
 plugin (the command-line edge) turns them into one line and an exit code.
 """
-import json
 import logging
 import time
 import warnings
@@ -18,7 +17,7 @@ from sweeplab import compat, slurm, tracking
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.names import (
     CONFIRM_PLAN_ATTR, FAIL_REASON_ATTR, INTERRUPTED, KIND_TAG, OBJECTIVE_ATTR, OBJECTIVES_ATTR, PRUNER_ATTR,
-    QUESTION_ATTR, SAMPLER_ATTR, TRIAL_ENV,
+    QUESTION_ATTR, SAMPLER_ATTR,
 )
 from sweeplab.paths import project_root
 from sweeplab.report import publish
@@ -26,6 +25,9 @@ from sweeplab.settings import cpu_count
 from sweeplab.sweep import confirmation, console, front_report, pareto, parent_run, question, report, warm_start
 from sweeplab.sweep import in_process
 from sweeplab.sweep.compose import compose_once
+from sweeplab.sweep.job_overrides import (
+    confirmation_seeds, job_folder, link_override, population_overrides, quote,
+)
 from sweeplab.sweep.plan import SweepPlan, make_plan
 from sweeplab.sweep.study import best_search_trial, open_confirm_study, open_study, search_trials
 from sweeplab.sweep.trial_loop import TrialLoop
@@ -83,6 +85,10 @@ class StudySweeper(compat.OptunaSweeperImpl):
                 parent_run.fail_child_run(plan.client, trial, reason, parent_id,
                                           "KILLED" if reason == INTERRUPTED else "FAILED", failed_study.study_name)
 
+        def recover(of_study, trial):  # the result a dead worker's job recorded before the study heard of it
+            return parent_run.recorded_result(plan.client, trial, plan.objectives.metrics, parent_id,
+                                              of_study.study_name) if plan.client else None
+
         if hasattr(plan.storage, "heartbeat_stale_trial_callback"):  # Optuna 5 calls this one for stale trials
             plan.storage.heartbeat_stale_trial_callback = on_failed
         began = time.monotonic()
@@ -103,7 +109,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
             on_failed=on_failed, confirm_seeds=confirmation_seeds(self.config.seed, plan.confirm.seeds),
             split_seed=int(self.config.get("split_seed", self.config.seed)),
             configure_population=lambda members, of: population_overrides(members, plan, of.study_name),
-            confirm_study=confirm_study, confirm_sampler=confirm_sampler,
+            confirm_study=confirm_study, confirm_sampler=confirm_sampler, recover=recover,
         )
         try:
             failures = loop.run()
@@ -179,7 +185,7 @@ class StudySweeper(compat.OptunaSweeperImpl):
         overrides += [
             link_override(plan, study_name, trial_id=compat.trial_id(trial)),
             # The study's folder as this process resolved it: the default is named after keys a trial may search.
-            f"hydra.sweep.dir={_quote(plan.sweep_dir)}",
+            f"hydra.sweep.dir={quote(plan.sweep_dir)}",
             # job directory = trial number (confirm-<number> for the confirmation study's): never overwritten
             f"hydra.sweep.subdir={job_folder(trial.number, study_name != plan.name)}",
         ]
@@ -264,40 +270,3 @@ class StudySweeper(compat.OptunaSweeperImpl):
             parent_run.finish(plan.client, parent_id, study, results, status, confirmed)
         print(report.summary(study, time.monotonic() - began, results, hint, plan.storage_hint,
                              confirmed, direction, page), flush=True)
-
-
-LINK_OVERRIDE = f"++hydra.job.env_set.{TRIAL_ENV}="  # the job's link to its trial(s): in its environment
-
-
-def link_override(plan: SweepPlan, study_name: str, **trials) -> str:
-    """The job's link to its study and its trial (trial_id=...) or trials (population=[...])."""
-    return LINK_OVERRIDE + _quote(json.dumps({"storage": plan.storage_url, "study_name": study_name, **trials}))
-
-
-def job_folder(number: int, confirming: bool) -> str:
-    return f"confirm-{number}" if confirming else str(number)
-
-
-def population_overrides(members: list, plan: SweepPlan, study_name: str) -> list[str]:
-    """One job for a population: the first member's overrides, its own folder, each member's trial id, number and
-    the overrides in which it differs from the first, and how many train at once: the members after that many are
-    reserves (see sweeplab.populations.job)."""
-    first_trial, first = members[0]
-    own = ("hydra.sweep.subdir=", LINK_OVERRIDE)
-    confirming = study_name != plan.name
-    spec = [{"number": trial.number, "trial_id": compat.trial_id(trial), "folder": job_folder(trial.number, confirming),
-             "overrides": [o for o in overrides if o not in first and not o.startswith(own)]}
-            for trial, overrides in members]
-    return [o for o in first if not o.startswith(own)] + [
-        f"hydra.sweep.subdir=population-{job_folder(first_trial.number, confirming)}",
-        link_override(plan, study_name, population=spec, width=plan.population),
-    ]
-
-
-def confirmation_seeds(study_seed: int, count: int) -> list[int]:
-    """Fresh seeds for confirmation runs: never the study's own (its search trials used that one)."""
-    return [study_seed + 1000 * (i + 1) for i in range(count)]
-
-
-def _quote(value) -> str:
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -35,13 +35,15 @@ class TrialLoop:
     def __init__(self, study: optuna.Study, plan: SweepPlan, *, sampler: confirmation.PinningSampler,
                  configure: Callable, launch: Callable, slots: int, max_failures: float, on_failed: Callable,
                  confirm_seeds: list[int], split_seed: int, configure_population: Callable | None = None,
-                 confirm_study: optuna.Study | None = None, confirm_sampler: confirmation.PinningSampler | None = None):
+                 confirm_study: optuna.Study | None = None, confirm_sampler: confirmation.PinningSampler | None = None,
+                 recover: Callable | None = None):
         """``study`` holds the search (the baseline among it), ``confirm_study`` the confirmation trials;
-        ``configure(trial, study)`` gives a trial's overrides."""
+        ``configure(trial, study)`` gives a trial's overrides; ``recover(study, trial)`` the recorded result of a
+        trial whose worker died after its job ended (see reap_dead_trials)."""
         self.study, self.plan, self.sampler = study, plan, sampler
         self.confirm_study, self.confirm_sampler = confirm_study, confirm_sampler
         self.configure, self.launch, self.slots = configure, launch, slots
-        self.max_failures, self.on_failed = max_failures, on_failed
+        self.max_failures, self.on_failed, self.recover = max_failures, on_failed, recover
         self.confirm_seeds, self.split_seed = confirm_seeds, split_seed
         self.configure_population = configure_population
         self.lock = threading.Lock()  # asking, telling and counting happen one slot at a time
@@ -133,9 +135,9 @@ class TrialLoop:
                 return None
             if self.pending:  # a confirmation trial that leads a population of its own
                 return self._grow(self.pending.pop(0), self._confirmation_asker(self._confirmation_jobs()))
-            reap_dead_trials(self.study, self.on_failed)
+            reap_dead_trials(self.study, self.on_failed, self.recover)
             if self.confirm_study is not None:
-                reap_dead_trials(self.confirm_study, self.on_failed)
+                reap_dead_trials(self.confirm_study, self.on_failed, self.recover)
             if self.pool is not None:
                 group = self._pooled_search()
                 if group is not None:
