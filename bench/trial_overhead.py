@@ -94,7 +94,7 @@ def breakdown(lines: list[str], trials: int, wall: float) -> dict:
         key = record.pop("key")
         for name, seconds in record.items():
             per_trial[key][name] += seconds
-    steady = [sections for key, sections in sorted(per_trial.items(), key=lambda item: int(item[0]))][1:]
+    steady = [sections for key, sections in sorted(per_trial.items(), key=lambda item: _number(item[0]))][1:]
     result = {}
     for prefix in ("", "cpu."):  # the epochs are timed in wall seconds only: in CPU, job-other holds them
         totals = defaultdict(float)
@@ -112,7 +112,7 @@ def breakdown(lines: list[str], trials: int, wall: float) -> dict:
     epochs = sum(sections.get("epochs", 0.0) for sections in per_trial.values())
     in_steady_trials = sum(result[k] for k in KEYS[:-1] if k != "epochs") * len(steady)
     result["fixed"] = (wall - epochs - in_steady_trials) / trials  # start-up, first trial, end: spread over all
-    first = min(per_trial.items(), key=lambda item: int(item[0]))[1]
+    first = min(per_trial.items(), key=lambda item: _number(item[0]))[1]
     result["first_trial_s"] = sum(first.get(k, 0.0) for k in ("sampler", "launch", "optuna"))
     result["start_and_end_s"] = wall - sum(sum(t.get(k, 0.0) for k in ("sampler", "launch", "optuna"))
                                            for t in per_trial.values())
@@ -120,6 +120,11 @@ def breakdown(lines: list[str], trials: int, wall: float) -> dict:
     for name in ("tracking", "optuna", "setup"):  # whole-sweep sums: a population job's members share one record
         result[f"total.{name}"] = sum(sections.get(name, 0.0) for sections in per_trial.values())
     return result
+
+
+def _number(key: str) -> int:
+    """A record's trial number: its key is the trial's number, or a population job's folder (population-<number>)."""
+    return int(key.rpartition("-")[2])
 
 
 def store_sizes(workdir: Path, trials: int, empty_db: int) -> dict:
@@ -133,7 +138,7 @@ def store_sizes(workdir: Path, trials: int, empty_db: int) -> dict:
             "mlruns_bytes": size(workdir / "mlruns") / trials}
 
 
-def summary(label: str, results: list[dict]) -> list[str]:
+def summary(label: str, results: list[dict], population: int = 1) -> list[str]:
     def mean(key, inner=None):
         values = [r[key][inner] if inner else r[key] for r in results if key in r]
         return statistics.median(values) if values else None
@@ -142,7 +147,10 @@ def summary(label: str, results: list[dict]) -> list[str]:
     n = results[0]["trials"]
     wall, cpu = mean("wall_s"), mean("cpu_s")
     lines.append(f"  wall {wall:7.2f} s  ({wall / n:.3f} s per trial)   CPU {cpu:7.2f} s  ({cpu / n:.3f} s per trial)")
-    if mean("overhead_s") is not None:
+    if mean("overhead_s") is not None and population > 1:  # members share their job's records and epochs
+        lines.append("  whole sweep, wall s: " + "  ".join(f"{k} {mean('sections', 'total.' + k):.2f}"
+                                                           for k in ("tracking", "optuna", "setup")))
+    elif mean("overhead_s") is not None:
         lines.append(f"  overhead (wall minus epochs) per trial: {mean('overhead_s'):.3f} s")
         lines.append("  per trial, wall s: " + "  ".join(f"{k} {mean('sections', k):.4f}" for k in KEYS))
         lines.append("  per trial, CPU s:  " + "  ".join(
@@ -178,7 +186,7 @@ def main() -> int:
             for label, root in trees.items():
                 results[label].append(run_sweep(args.python, root, args.trials, args.epochs, store, args.population))
     for label in trees:
-        print("\n".join(summary(label, results[label])))
+        print("\n".join(summary(label, results[label], args.population)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
