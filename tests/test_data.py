@@ -10,7 +10,7 @@ from tests.helpers import MNIST_FILES, compose, mnist_overrides, write_mnist
 from sweeplab.data.sources import TorchvisionSource
 from sweeplab.errors import DataError
 from sweeplab.data.source import DataPlaces
-from sweeplab.job import load_data
+from sweeplab.data.loading import load_data
 from sweeplab.settings import JobSettings
 
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from sweeplab.building import SAFE_TARGETS, build
 from sweeplab.checkpoint import WEIGHTS_FILE, load_trained_model
 from sweeplab.errors import ConfigError, SweeplabError, first_line
-from sweeplab.job import load_data
+from sweeplab.data.loading import load_data
 from sweeplab.settings import JobSettings
 from sweeplab.training import to_unit
 

@@ -130,8 +130,8 @@ def _metrics(values: dict[str, float], step: int) -> list[Metric]:
 
 
 def _dataset(name: str, data, source: str, data_dir: Path) -> Dataset:
-    """The dataset entity of a job's data; the jobs of one process that share their data (see job.load_data) share
-    it too, so its digest is computed once."""
+    """The dataset entity of a job's data; the jobs of one process that share their data (see
+    sweeplab.data.loading.load_data) share it too, so its digest is computed once."""
     if _last_dataset.get("of") is not data or _last_dataset.get("key") != (name, source, data_dir):
         profile = json.dumps({"train": len(data.train[1]), "test": len(data.test[1]), "classes": data.num_classes,
                               "input_shape": list(data.input_shape)})

@@ -34,7 +34,7 @@ def connect(tracking_uri: str, timeout_s: float = 5.0, patience_s: float = 0.0) 
     if urlparse(tracking_uri).password:
         raise TrackingError(
             "mlflow.tracking_uri has a password in it, which every trial's saved config would carry; remove it "
-            f"and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead"
+            "and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead"
         )
     if scheme in ("http", "https"):
         deadline = time.monotonic() + patience_s

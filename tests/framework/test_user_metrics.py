@@ -4,7 +4,7 @@ and usable as objectives and constraints; bad ones are one line before any work.
 import pytest
 
 from sweeplab.job import run_job
-from tests.sweeps.test_sweep_bad_input import assert_nothing_ran, assert_one_line, sweep_in_process
+from tests.sweeps.test_sweep_bad_input import assert_one_line, sweep_in_process
 
 USER = "tests.framework.user_metrics"
 F1 = "+metrics.macro_f1={_target_: torchmetrics.classification.MulticlassF1Score, num_classes: 10, average: macro}"

@@ -56,7 +56,7 @@ def auto_population(config, batch_size: int, slots: int, n_trials: int) -> int:
 
 def _fitting_population(config, batch_size: int, slots: int) -> int:
     from sweeplab.building import build_model
-    from sweeplab.job import data_facts, load_data
+    from sweeplab.data.loading import data_facts, load_data
     from sweeplab.settings import JobSettings
 
     settings = JobSettings.from_config(config)

@@ -218,7 +218,7 @@ def fetch_data(config: DictConfig, distributions: dict) -> None:
     where = ("dataset", "dataset.source", "data_dir", "extra_data_dirs", "download")
     if any(name in where or name.startswith("dataset.source.") for name in distributions):
         return
-    from sweeplab.job import fetch_dataset
+    from sweeplab.data.loading import fetch_dataset
 
     fetch_dataset(config, JobSettings.from_config(config))
 
