@@ -1,12 +1,19 @@
 """Fixtures for the single-job tests: synthetic MNIST files in the real idx format, a private workspace per test
 (output folder, data folder, MLflow database) and one finished run to read back. Nothing touches the network;
 the helpers themselves are in tests/helpers.py."""
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tests.helpers import Workspace, migrated_mlflow_db, write_mnist
+
+# A shell starts a background command (`make test &`, nohup) with SIGINT ignored, and every process a test starts
+# would inherit that, so the sweeps that the Ctrl-C tests interrupt would never hear it. A handled SIGINT is reset to
+# the default in each child, where Python turns it into KeyboardInterrupt as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
