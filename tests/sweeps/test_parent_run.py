@@ -177,3 +177,27 @@ def test_a_trial_whose_worker_died_after_its_job_finished_keeps_the_recorded_res
     assert recovered.user_attrs[RECOVERED_ATTR] == finished_run
     assert lost.state == TrialState.FAIL and lost.user_attrs[FAIL_REASON_ATTR] == WORKER_DIED
     assert reaped == failed == [training.number]
+
+
+def test_trials_whose_worker_died_before_their_job_began_do_not_count_toward_n_trials():
+    """A population's pool holds trials RUNNING before their job begins; a worker killed then leaves them FAIL with
+    nothing trained. Like interrupted trials, a rerun replaces them. A trial whose job had begun (its output folder
+    recorded), or that failed for a reason of its own, counts."""
+    from sweeplab.names import FAIL_REASON_ATTR, INTERRUPTED, OUTPUT_DIR_ATTR, WORKER_DIED
+    from sweeplab.sweep.study import counted
+
+    study = optuna.create_study(direction="maximize")
+    ended = {
+        "complete": {}, "died training": {FAIL_REASON_ATTR: WORKER_DIED, OUTPUT_DIR_ATTR: "/tmp/1"},
+        "died waiting": {FAIL_REASON_ATTR: WORKER_DIED}, "stale, waiting": {},  # Optuna's heartbeat sets no reason
+        "its own error": {FAIL_REASON_ATTR: "ValueError: lr"}, "interrupted": {FAIL_REASON_ATTR: INTERRUPTED},
+    }
+    for name, attrs in ended.items():
+        trial = study.ask()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if name == "complete":
+            study.tell(trial, 0.5)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+    assert [list(ended)[n] for n in counted(study)] == ["complete", "died training", "its own error"]

@@ -13,8 +13,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.names import (
-    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, RECOVERED_ATTR, ROLE_ATTR, RUN_SETTINGS_ATTR,
-    SCHEDULER_ENDED, WORKER_ATTR, WORKER_DIED,
+    CONFIRM_SUFFIX, FAIL_REASON_ATTR, INTERRUPTED, NOTE_ATTR, OUTPUT_DIR_ATTR, RECOVERED_ATTR, ROLE_ATTR,
+    RUN_SETTINGS_ATTR, SCHEDULER_ENDED, WORKER_ATTR, WORKER_DIED,
 )
 from sweeplab import compat
 
@@ -171,13 +171,22 @@ def counts(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict
     return {state.name.lower(): sum(t.state == state for t in trials) for state in STARTED_STATES}
 
 
+def never_ran(trial: FrozenTrial) -> bool:
+    """FAIL because its worker died before the trial's job began (it waited in a population's pool, or the worker
+    died between asking for it and launching it): it trained nothing, and a rerun replaces it."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON_ATTR) in (None, WORKER_DIED) and \
+        OUTPUT_DIR_ATTR not in trial.user_attrs
+
+
 def counted(study: optuna.Study) -> list[int]:
-    """The numbers of the search trials that count toward n_trials: every one started, except those interrupted (a
-    rerun replaces them) and baselines that ended without a result and were enqueued again."""
+    """The numbers of the search trials that count toward n_trials: every one started, except those interrupted or
+    whose worker died before their job began (a rerun replaces them) and baselines that ended without a result and
+    were enqueued again."""
     trials = search_trials(study)
     baselines = [t for t in trials if role(t) == "baseline"]
     replaced = {t.number for t in baselines[:-1] if to_run_again(t)}
-    return [t.number for t in trials if t.state in STARTED_STATES and not interrupted(t) and t.number not in replaced]
+    return [t.number for t in trials if t.state in STARTED_STATES and not interrupted(t) and not never_ran(t)
+            and t.number not in replaced]
 
 
 def started(study: optuna.Study) -> int:
