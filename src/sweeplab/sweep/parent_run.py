@@ -49,10 +49,9 @@ def fail_child_run(client: MlflowClient, trial, reason: str, parent_run_id: str 
     the trial names, or else the one its job made before it could name it (the worker killed in between). A trial
     that failed before its job could start a run (e.g. a value the data rejects) gets a FAILED child here: every
     trial has its child."""
-    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    run_id = None
     try:
-        if not run_id and parent_run_id and study_name:
-            run_id = _unnamed_child(client, parent_run_id, study_name, trial.number)
+        run_id = _child_run_id(client, trial, parent_run_id, study_name)
         if not run_id:
             if parent_run_id:
                 _create_failed_child(client, parent_run_id, trial, reason)
@@ -69,8 +68,7 @@ def recorded_result(client: MlflowClient, trial, metrics: tuple, parent_run_id: 
     """A trial's run and objective values as its job recorded them, when the job ended its run FINISHED and COMPLETE
     (its worker then died before telling the study); None when the run is missing, unfinished or incomplete."""
     try:
-        run_id = trial.user_attrs.get(RUN_ID_ATTR) or (
-            _unnamed_child(client, parent_run_id, study_name, trial.number) if parent_run_id and study_name else None)
+        run_id = _child_run_id(client, trial, parent_run_id, study_name)
         run = client.get_run(run_id) if run_id else None
     except Exception as error:  # the server may be down: the trial is failed as its worker's, as before
         log.warning("could not read the MLflow run of trial %d: %s", trial.number, error)
@@ -79,6 +77,14 @@ def recorded_result(client: MlflowClient, trial, metrics: tuple, parent_run_id: 
         return None
     values = [run.data.metrics.get(summary_key(m)) for m in metrics]
     return None if None in values else (run_id, values)
+
+
+def _child_run_id(client: MlflowClient, trial, parent_run_id: str | None, study_name: str | None) -> str | None:
+    """The run the trial names, or else the one its job made before it could name it (found by its tags)."""
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    if not run_id and parent_run_id and study_name:
+        run_id = _unnamed_child(client, parent_run_id, study_name, trial.number)
+    return run_id
 
 
 def _unnamed_child(client: MlflowClient, parent_run_id: str, study_name: str, number: int) -> str | None:

@@ -118,21 +118,22 @@ def reap_dead_trials(study: optuna.Study, on_failed, recover=None) -> list[int]:
         worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
         return worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
 
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    gone = {t.number for t in running if owner_died(t)}  # this host's workers that no longer exist
     reaped = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if recover:
-            stale = set(compat.stale_trial_ids(study))
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if compat.trial_id(trial) in stale or owner_died(trial):
-                    _recover(study, trial, recover)
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(study)  # runs the storage's heartbeat_stale_trial_callback
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    reaped.extend(sorted(before - after))
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not owner_died(trial):
-            continue
+        stale = set(compat.stale_trial_ids(study))
+        dead = [t for t in running if t.number in gone or compat.trial_id(t) in stale]
+        for trial in dead if recover else ():
+            _recover(study, trial, recover)
+        if stale:  # Optuna looks them up again, fails them and runs the storage's heartbeat_stale_trial_callback
+            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            optuna.storages.fail_stale_trials(study)
+            after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            reaped.extend(sorted(before - after))
+    still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))} if gone else set()
+    for trial in (t for t in running if t.number in gone and t.number in still):  # not recovered nor failed above
         optuna.trial.Trial(study, compat.trial_id(trial)).set_user_attr(FAIL_REASON_ATTR, WORKER_DIED)
         study.tell(trial.number, state=TrialState.FAIL)
         on_failed(study, study.trials[trial.number])
