@@ -129,12 +129,17 @@ def one_error_line(stderr: str) -> str:
     return lines[-1]
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition",
+             process: subprocess.Popen | None = None):
+    """The predicate's first true value; fails on the timeout, or at once when ``process`` (which should make it
+    true) has exited first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before {what}")
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 

@@ -171,7 +171,8 @@ def training(space, study_of, role: str):
 def interrupt(space, study_of, role: str, *extra) -> tuple:
     process = start(space, *extra)
     try:
-        trial = wait_for(lambda: training(space, study_of, role), 300, what=f"a {role} trial to train")
+        trial = wait_for(lambda: training(space, study_of, role), 300, interval=0.1, what=f"a {role} trial to train",
+                         process=process)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:
@@ -215,7 +216,8 @@ def test_sigterm_stops_a_single_job_with_its_run_killed(new_sweep):
     process = subprocess.Popen([sys.executable, *argv], cwd=PROJECT_ROOT, env=clean_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_for(lambda: any(r.data.metrics for r in space.runs()), 300, what="the job to train an epoch")
+        wait_for(lambda: any(r.data.metrics for r in space.runs()), 300, what="the job to train an epoch",
+                 process=process)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
     finally:

@@ -18,8 +18,9 @@ from tests.helpers import job_link
 
 pytestmark = pytest.mark.slow
 
-# Enough epochs that trial 2 is caught training; the same in every step: more epochs would be another question.
-STUDY = ["hydra.sweeper.study_name=resume-test", "epochs=30"]
+# Enough epochs that trial 2 is caught training (its seeded batch size of 16 trains digits for ~4 s; 30 epochs left
+# a window of ~1 s that a loaded machine missed); the same in every step: more epochs would be another question.
+STUDY = ["hydra.sweeper.study_name=resume-test", "epochs=100"]
 
 
 def snapshot(folder) -> dict:
@@ -52,7 +53,10 @@ def resumed(new_sweep):
 
     process = space.start(*STUDY, "hydra.sweeper.n_trials=4")
     try:
-        killed = wait_for(lambda: running_trial_with_run(space, 2), timeout=240, what="trial 2 to train")
+        killed = wait_for(lambda: running_trial_with_run(space, 2), timeout=240, interval=0.1, what="trial 2 to train",
+                          process=process)
+    except AssertionError as caught:
+        raise AssertionError(f"{caught}\n{(space.root / 'started-sweep.log').read_text()[-3000:]}") from None
     finally:
         kill_group(process)
     assert killed.number == 2
