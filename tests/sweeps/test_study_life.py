@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -153,9 +154,14 @@ def test_a_changed_space_under_the_default_name_is_a_new_study(new_sweep):
         assert len(study.trials) == 2 and all(set(t.params) == searched for t in study.trials)
 
 
-def start(space, *extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *space.argv(*extra)], cwd=PROJECT_ROOT, env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def start(space, *extra) -> tuple[subprocess.Popen, Path, Path]:
+    """A sweep in its own session, its stdout and stderr in files (a pipe nobody reads fills up, and the sweep
+    blocks on its next log line)."""
+    out, err = space.root / "started-out.log", space.root / "started-err.log"
+    with open(out, "w") as out_file, open(err, "w") as err_file:
+        process = subprocess.Popen([sys.executable, *space.argv(*extra)], cwd=PROJECT_ROOT, env=clean_env(),
+                                   stdout=out_file, stderr=err_file, start_new_session=True)
+    return process, out, err
 
 
 def training(space, study_of, role: str):
@@ -169,20 +175,20 @@ def training(space, study_of, role: str):
 
 
 def interrupt(space, study_of, role: str, *extra) -> tuple:
-    process = start(space, *extra)
+    process, out, err = start(space, *extra)
     try:
         trial = wait_for(lambda: training(space, study_of, role), 300, interval=0.1, what=f"a {role} trial to train",
                          process=process)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
+        process.wait(timeout=120)
     finally:
         process.kill()
-    return process.returncode, out, err, trial
+    return process.returncode, out.read_text(), err.read_text(), trial
 
 
 def test_ctrl_c_fails_the_running_trial_and_the_same_command_continues(new_sweep):
     space = new_sweep("interrupted")
-    command = ("hydra.sweeper.study_name=ctrlc", "epochs=100", "hydra.sweeper.n_trials=2",
+    command = ("hydra.sweeper.study_name=ctrlc", "epochs=300", "hydra.sweeper.n_trials=2",
                "hydra.sweeper.confirm.top_k=1", "hydra.sweeper.confirm.seeds=1")
     code, out, err, baseline = interrupt(space, lambda: space.study("ctrlc"), "baseline", *command)
     assert code == 130 and "Traceback" not in out + err, out[-4000:] + err[-3000:]
