@@ -136,7 +136,8 @@ def test_sigkilled_worker_trial_fails_and_a_restarted_worker_rejoins(study):
             if t.user_attrs.get(WORKER_ATTR, "").endswith(f":{victim.pid}") and t.intermediate_values:
                 return t  # its job is training (an epoch reported) and has its MLflow run
 
-    killed = study.wait_for(lambda: study.exists() and victims_running_trial(), 300, "a running trial of the victim")
+    killed = study.wait_for(lambda: study.exists() and victims_running_trial(), 300, "a running trial of the victim",
+                            poll_s=0.1)
     assert killed.user_attrs.get(RUN_ID_ATTR)
     os.killpg(victim.pid, signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
