@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import threading
 import warnings
@@ -16,7 +15,7 @@ from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import compat
+from sweeplab import compat, interrupts
 from sweeplab.errors import SweeplabError, first_line
 from sweeplab.paths import set_project_root
 
@@ -197,34 +196,24 @@ def _config_groups(sources) -> str:
     return "\n".join(lines)
 
 
-# Ctrl-C (SIGINT) and SIGTERM stop a job or a sweep the same way; the exit code says which signal it was.
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-_received = [signal.SIGINT]
-
-
-def _on_sigterm(signum, frame) -> None:
-    _received[0] = signum
-    raise KeyboardInterrupt
-
-
 def main(config_path: str = "conf", config_name: str = "config", caller_file: str | None = None) -> None:
     """Run a sweeplab app: its primary config is `<config_path>/<config_name>.yaml`, config_path relative to the
     calling script (caller_file), whose folder is also the project root that relative paths resolve against.
 
     Ctrl-C or SIGTERM ends it in one line and exit 130 (143): a sweep fails its running trials as interrupted (their
     MLflow runs and the parent run end KILLED) and says what is complete; rerunning the same command continues."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupts.install()
     try:
         _main(config_path, config_name, caller_file)
     except KeyboardInterrupt as stop:
-        name = signal.Signals(_received[0]).name
+        name = interrupts.received().name
         said = str(stop) or "stopped before the end; its MLflow run, if any, ended KILLED"
         sys.stderr.write(f"interrupted ({name}): {said}\n")
         sys.stdout.flush()
         sys.stderr.flush()
         if threading.active_count() > 1:  # parallel trial slots still wait on their jobs: do not wait for them
-            os._exit(EXIT_CODES[_received[0]])
-        sys.exit(EXIT_CODES[_received[0]])
+            os._exit(interrupts.EXIT_CODES[interrupts.received()])
+        sys.exit(interrupts.EXIT_CODES[interrupts.received()])
 
 
 def _main(config_path: str, config_name: str, caller_file: str | None) -> None:

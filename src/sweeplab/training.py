@@ -13,6 +13,7 @@ from tqdm import tqdm
 from sweeplab.cuda_graph import step_for_full_batches
 from sweeplab.data import Splits, batches
 from sweeplab.errors import SweeplabError
+from sweeplab.interrupts import raise_if_stopped
 from sweeplab.metrics import MetricSet
 from sweeplab.objective import Objective
 
@@ -52,6 +53,12 @@ class History:
     @property
     def best(self) -> EpochMetrics:
         return self.objective.best(self.epochs)
+
+
+def progress_bar(iterable, desc: str, progress: bool):
+    """tqdm's bar over ``iterable`` where progress is on (and stderr a terminal); else the iterable itself, with no
+    bar object made and finalized every epoch."""
+    return tqdm(iterable, desc=desc, leave=False, disable=None) if progress else iterable
 
 
 def fit(
@@ -105,13 +112,14 @@ def fit(
 
     full_batch_step = step_for_full_batches(step, batch_size, device, images, [optimizer], cuda_graph, bool(augment))
     for epoch in range(1, epochs + 1):
+        raise_if_stopped()
         started = time.perf_counter()
         model.train()
         order = torch.randperm(count, generator=shuffle).to(images.device)
         loss_sum.zero_()
         correct.zero_()
         starts = range(0, count, batch_size)
-        for start in tqdm(starts, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None if progress else True):
+        for start in progress_bar(starts, f"epoch {epoch}/{epochs}", progress):
             index = order[start:start + batch_size]
             (full_batch_step if len(index) == batch_size else step)(index)
         train_loss = loss_sum.item() / count

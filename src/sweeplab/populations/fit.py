@@ -14,15 +14,16 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from sweeplab.cuda_graph import step_for_full_batches
 from sweeplab.data import Splits, batches
+from sweeplab.interrupts import raise_if_stopped
 from sweeplab.metrics import MetricSet
 from sweeplab.objective import Objective
 from sweeplab.populations.member_optimizer import MemberOptimizer
 from sweeplab.populations.stack import Stack
-from sweeplab.training import EVAL_BATCH_BYTES, EpochMetrics, History, NonFiniteLoss, gather, to_unit
+from sweeplab.training import (EVAL_BATCH_BYTES, EpochMetrics, History, NonFiniteLoss, gather, progress_bar,
+                               to_unit)
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,14 @@ def fit_population(
     stopped: dict[int, BaseException] = {}
     steps = _Steps(stack, optimizer, images, labels, per_sample, augment, augment_generators, device)
     while alive:
+        raise_if_stopped()
         started = time.perf_counter()
         stack.train()
         steps.start(alive, batch_size, graph=cuda_graph)
         # [members, count]: row k is member k's order; a batch is one slice of it, member-major as the stack wants
         orders = torch.stack([torch.randperm(count, generator=shuffles[k]) for k in alive]).to(images.device)
         label = _epochs_label(histories, alive, epochs)
-        for start in tqdm(range(0, count, batch_size), desc=f"{label} ({len(alive)} members)", leave=False,
-                          disable=None if progress else True):
+        for start in progress_bar(range(0, count, batch_size), f"{label} ({len(alive)} members)", progress):
             steps(orders[:, start:start + batch_size].reshape(-1))
         train_loss = (steps.loss_sum / count).tolist()
         train_accuracy = (steps.correct.double() / count).tolist()
