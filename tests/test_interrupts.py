@@ -80,7 +80,7 @@ def test_a_population_stops_too(installed, splits, monkeypatch):
 def test_a_sigint_ignored_by_whoever_started_us_stays_ignored():
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or a shell's background job
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's background job starts
         interrupts.install()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) is interrupts._on_signal

@@ -12,7 +12,7 @@ _received: list[int] = []
 
 
 def install() -> None:
-    """Handle both signals; a SIGINT ignored by whoever started us (``nohup``, a background job) stays ignored."""
+    """Handle both signals; a SIGINT ignored by whoever started us (a script's background job) stays ignored."""
     _received.clear()
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
