@@ -177,8 +177,11 @@ def training(space, study_of, role: str):
 def interrupt(space, study_of, role: str, *extra) -> tuple:
     process, out, err = start(space, *extra)
     try:
-        trial = wait_for(lambda: training(space, study_of, role), 300, interval=0.1, what=f"a {role} trial to train",
-                         process=process)
+        try:
+            trial = wait_for(lambda: training(space, study_of, role), 300, interval=0.1,
+                             what=f"a {role} trial to train", process=process)
+        except AssertionError as caught:
+            raise AssertionError(f"{caught}\n{err.read_text()[-3000:]}") from None
         process.send_signal(signal.SIGINT)
         process.wait(timeout=120)
     finally:
