@@ -17,9 +17,8 @@ import optuna
 from hydra.core.utils import JobStatus
 from optuna.trial import TrialState
 
-from sweeplab import compat, timing
+from sweeplab import compat, interrupts, timing
 from sweeplab.errors import first_line
-from sweeplab.interrupts import raise_if_stopped
 from sweeplab.names import FAIL_REASON_ATTR, INTERRUPTED, ROLE_ATTR
 from sweeplab.sweep import confirmation
 from sweeplab.sweep.plan import SweepPlan
@@ -84,7 +83,7 @@ class TrialLoop:
 
     def _slot(self) -> None:
         while True:
-            raise_if_stopped()
+            interrupts.raise_if_stopped()
             with timing.section("sampler"):
                 members = self._next()
             if members is None:
